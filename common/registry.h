@@ -1,0 +1,85 @@
+/* registry.h: the host-wide session registry, in the shared area.
+ *
+ * Every live session on every worker has one entry: who it is (session id,
+ * user, room, ssrc, ip, perm, mute state), which worker process owns it, and
+ * its counters. Entries are chained per room and per user (hash buckets), so
+ * a worker answers "who else is in this room?" (welcome.members) and "which
+ * connections does this user have?" (max_conns_per_user, kick) for the whole
+ * host without asking the other workers; the supervisor lists sessions and,
+ * when a worker dies, finds the sessions it held (audit worker_crash rows,
+ * member "left" events) because the knowledge lives outside the worker.
+ *
+ * Writers (the owning worker, the supervisor after a crash) take one robust
+ * process-shared mutex: membership changes are rare next to audio frames and
+ * hold it for a few hundred nanoseconds; a worker killed while holding it
+ * costs the next locker a pthread_mutex_consistent(). Counters are relaxed
+ * atomics the owner updates without the lock. */
+#ifndef AGW_REGISTRY_H
+#define AGW_REGISTRY_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define REG_NAME_MAX 128
+#define REG_ID_LEN 24
+#define REG_BUCKETS 65536        /* per index; a power of two */
+#define REG_NONE (-1)
+
+enum reg_state { REG_FREE = 0, REG_LIVE = 1 };
+
+typedef struct reg_session {
+	int32_t state;
+	int32_t proc;                /* owner's entry in the shared area's procs */
+	int32_t worker;              /* owner's slot */
+	int32_t next_room, next_user, next_free;
+	uint32_t ssrc;
+	uint8_t muted, listen_only;
+	int64_t connected_at_us;     /* wall clock */
+	char id[REG_ID_LEN + 1];
+	char user[REG_NAME_MAX + 1];
+	char room[REG_NAME_MAX + 1];
+	char dev[REG_NAME_MAX + 1];
+	char ip[48];
+	_Atomic uint64_t frames_in, frames_out, frames_dropped;
+	_Atomic int64_t last_audio_ms; /* monotonic; "speakers" = sent audio in the last 2 s */
+} reg_session;
+
+typedef struct reg_area {
+	pthread_mutex_t lock;
+	int32_t capacity;
+	int32_t free_head;           /* released entries */
+	int32_t high_water;          /* entries [high_water, capacity) were never used: untouched pages */
+	int32_t live;
+	int32_t room_head[REG_BUCKETS];
+	int32_t user_head[REG_BUCKETS];
+	reg_session s[];
+} reg_area;
+
+/* What a new session is registered with. */
+typedef struct reg_info {
+	const char *id, *user, *room, *dev, *ip;
+	uint32_t ssrc;
+	int listen_only;
+} reg_info;
+
+typedef void (*reg_visit)(const reg_session *s, int index, void *arg);
+
+size_t reg_bytes(int capacity);
+int reg_init(reg_area *r, int capacity);        /* supervisor, before workers exist */
+void reg_lock(reg_area *r);
+void reg_unlock(reg_area *r);
+
+/* These take the lock themselves. */
+int reg_add(reg_area *r, int proc, int worker, const reg_info *info); /* index, or -1 when full */
+void reg_remove(reg_area *r, int index);
+void reg_move(reg_area *r, int index, const char *room);
+void reg_set_muted(reg_area *r, int index, int muted);
+/* Visit the live sessions of a room / of a user (the callback runs under the lock). */
+int reg_each_in_room(reg_area *r, const char *room, reg_visit fn, void *arg);
+int reg_each_of_user(reg_area *r, const char *user, reg_visit fn, void *arg);
+/* Remove every session a dead worker process owned, visiting each first. */
+int reg_remove_proc(reg_area *r, int proc, reg_visit fn, void *arg);
+
+#endif

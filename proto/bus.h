@@ -1,0 +1,34 @@
+/* bus.h: messages between workers on the NNG pub/sub bus.
+ * Each message starts with its topic, the room name and a NUL (NNG filters
+ * by byte prefix; the NUL keeps room "a" from matching room "ab"), then a
+ * 16-byte header: type, event, origin (sender's process entry), ssrc, and
+ * the receive time of a frame (CLOCK_MONOTONIC, the same in every process),
+ * then the payload: the RTP packet of a frame, or the user of a member event. */
+#ifndef AGW_PROTO_BUS_H
+#define AGW_PROTO_BUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BUS_HEADER_LEN 16
+
+enum bus_type { BUS_FRAME = 1, BUS_MEMBER = 2 };
+enum bus_member_event { BUS_JOINED = 1, BUS_LEFT, BUS_MUTED, BUS_UNMUTED };
+
+typedef struct bus_msg {
+	const char *room;            /* NUL-terminated inside the message */
+	uint8_t type, event;
+	uint16_t origin;
+	uint32_t ssrc;
+	int64_t recv_us;
+	const uint8_t *payload;
+	size_t payload_len;
+} bus_msg;
+
+/* Both return the encoded length, or 0 if it does not fit in cap. */
+size_t bus_encode(uint8_t *out, size_t cap, const char *room, const bus_msg *m);
+/* 0, or -1 for a malformed message (no NUL topic, short header, bad type). */
+int bus_decode(const uint8_t *p, size_t len, bus_msg *m);
+const char *bus_event_name(uint8_t event);   /* "joined", "left", "muted", "unmuted" */
+
+#endif

@@ -1,0 +1,35 @@
+/* control.h: the JSON control messages of SPEC 4.2: parsing what clients
+ * send, building what the server sends. Pure functions over jansson; the
+ * builders return malloc'd compact JSON (free with free()). */
+#ifndef AGW_PROTO_CONTROL_H
+#define AGW_PROTO_CONTROL_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CTL_ROOM_MAX 128
+
+typedef enum { CTL_BAD = 0, CTL_PING, CTL_JOIN, CTL_MUTE, CTL_UNMUTE } ctl_type;
+
+typedef struct ctl_request {
+	ctl_type type;
+	json_t *id;                  /* ping: the client's id (any JSON value), or NULL */
+	char room[CTL_ROOM_MAX + 1]; /* join */
+	const char *error;           /* CTL_BAD: what is wrong, for the error message */
+} ctl_request;
+
+/* Always fills req; returns req->type. Call ctl_request_clear() after. */
+ctl_type ctl_parse(const char *text, size_t len, ctl_request *req);
+void ctl_request_clear(ctl_request *req);
+
+/* members: a JSON array of {"user","ssrc","muted"}; the builders take a reference. */
+json_t *ctl_member_entry(const char *user, uint32_t ssrc, int muted);
+char *ctl_welcome(const char *session, const char *user, const char *room, uint32_t ssrc,
+                  int worker, int heartbeat_s, const char *resume, json_t *members);
+char *ctl_joined(const char *room, json_t *members);
+char *ctl_member_event(const char *event, const char *user, uint32_t ssrc);
+char *ctl_pong(json_t *id, int64_t t_ms);
+char *ctl_error(const char *code, const char *msg);
+
+#endif

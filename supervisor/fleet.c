@@ -1,0 +1,186 @@
+/* fleet.c: the worker processes. Each worker is started with fork + exec of
+ * the audiogwd binary on disk (NNG is not fork-safe, and a fresh image lets a
+ * reload pick up a new binary), inheriting the shared area, the validated
+ * config and its slot's listening sockets at fixed descriptor numbers:
+ *   3 = shared area, 4 = config text, 5.. = one listening socket per address.
+ * A worker that dies is restarted in its slot at once; one that keeps dying
+ * soon after its start is restarted with exponential backoff. */
+#include "supervisor/supervisor.h"
+#include "common/clock.h"
+#include "common/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define FLEET_FD_SHM 3
+#define FLEET_FD_CONFIG 4
+#define FLEET_FD_LISTEN 5
+#define FLEET_HIGH_FD 1000          /* staging area for the fd shuffle in the child */
+#define FLEET_QUICK_DEATH_MS 5000   /* dying sooner than this counts as a crash loop */
+#define FLEET_BACKOFF_MAX_MS 30000
+
+static void fleet_spawn(supervisor *s, worker_proc *w);
+
+/* In the child, between fork and exec: async-signal-safe calls only. */
+static void fleet_exec_child(const supervisor *s, const worker_proc *w, char *const argv[],
+                             pid_t parent)
+{
+	int src[2 + CFG_MAX_LISTEN], n = 0;
+	src[n++] = s->shm_fd;
+	src[n++] = s->cfg_fd;
+	for (int a = 0; a < s->listeners.n_addrs; a++)
+		src[n++] = s->listeners.fds[a][w->slot];
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(111);  /* the supervisor died before prctl took effect */
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+
+	int staged[2 + CFG_MAX_LISTEN];
+	for (int i = 0; i < n; i++)
+		if ((staged[i] = fcntl(src[i], F_DUPFD_CLOEXEC, FLEET_HIGH_FD)) < 0)
+			_exit(112);
+	for (int i = 0; i < n; i++)
+		if (dup2(staged[i], FLEET_FD_SHM + i) < 0)  /* dup2 clears CLOEXEC */
+			_exit(113);
+	execv(s->exe, argv);
+	_exit(127);
+}
+
+static void fleet_spawn(supervisor *s, worker_proc *w)
+{
+	char slot[16], gen[16], idx[16], nlisten[16];
+	w->shm_index = shm_proc_claim(s->shm, w->slot, w->generation);
+	if (w->shm_index < 0) {
+		log_error("worker_start", "slot %d: no free entry in the shared area", w->slot);
+		return;
+	}
+	snprintf(slot, sizeof slot, "%d", w->slot);
+	snprintf(gen, sizeof gen, "%d", w->generation);
+	snprintf(idx, sizeof idx, "%d", w->shm_index);
+	snprintf(nlisten, sizeof nlisten, "%d", s->listeners.n_addrs);
+	char *const argv[] = { s->exe, "--worker", "--slot", slot, "--generation", gen,
+	                       "--shm-index", idx, "--listen-fds", nlisten,
+	                       "-c", (char *)s->cfg.file, NULL };
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_error("worker_start", "slot %d: fork: %s", w->slot, strerror(errno));
+		shm_proc_release(s->shm, w->shm_index);
+		return;
+	}
+	if (pid == 0)
+		fleet_exec_child(s, w, argv, parent);
+	w->pid = pid;
+	w->started_ms = clock_mono_ms();
+	atomic_store(&s->shm->procs[w->shm_index].pid, pid);
+	log_info("worker_start", "slot %d pid %d generation %d", w->slot, (int)pid, w->generation);
+}
+
+static void fleet_restart_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	worker_proc *w = arg;
+	if (!w->sup->stopping && w->pid == 0)
+		fleet_spawn(w->sup, w);
+}
+
+/* Backoff: the first death is restarted at once; consecutive quick deaths
+ * wait 100 ms, 200 ms, 400 ms ... up to FLEET_BACKOFF_MAX_MS. */
+static int64_t fleet_backoff_ms(worker_proc *w, int64_t lived_ms)
+{
+	w->crashes = lived_ms < FLEET_QUICK_DEATH_MS ? w->crashes + 1 : 1;
+	if (w->crashes <= 1)
+		return 0;
+	int shift = w->crashes - 2 > 10 ? 10 : w->crashes - 2;
+	int64_t ms = 100LL << shift;
+	return ms > FLEET_BACKOFF_MAX_MS ? FLEET_BACKOFF_MAX_MS : ms;
+}
+
+static void fleet_describe_status(int status, char *buf, size_t len)
+{
+	if (WIFSIGNALED(status))
+		snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status),
+		         strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, len, "exit status %d", WEXITSTATUS(status));
+}
+
+static void fleet_worker_exited(supervisor *s, worker_proc *w, int status)
+{
+	char how[96];
+	int64_t lived = clock_mono_ms() - w->started_ms;
+	fleet_describe_status(status, how, sizeof how);
+	int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	log_msg(s->stopping || clean ? LOG_INFO : LOG_WARN, "worker_exit", NULL,
+	        "slot %d pid %d %s after %lld ms", w->slot, (int)w->pid, how, (long long)lived);
+	shm_proc_release(s->shm, w->shm_index);
+	w->pid = 0;
+	if (s->stopping)
+		return;
+	int64_t delay = fleet_backoff_ms(w, lived);
+	if (delay > 0)
+		log_warn("worker_restart", "slot %d keeps crashing (%d in a row): restart in %lld ms",
+		         w->slot, w->crashes, (long long)delay);
+	struct timeval tv = { delay / 1000, (delay % 1000) * 1000 };
+	evtimer_add(w->restart_timer, &tv);
+}
+
+void fleet_reap(supervisor *s)
+{
+	int status;
+	pid_t pid;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		for (int i = 0; i < s->n_workers; i++)
+			if (s->workers[i].pid == pid)
+				fleet_worker_exited(s, &s->workers[i], status);
+}
+
+int fleet_start_all(supervisor *s)
+{
+	s->n_workers = s->cfg.workers;
+	for (int i = 0; i < s->n_workers; i++) {
+		worker_proc *w = &s->workers[i];
+		w->sup = s;
+		w->slot = i;
+		w->generation = s->generation;
+		w->restart_timer = evtimer_new(s->base, fleet_restart_cb, w);
+		fleet_spawn(s, w);
+		if (w->pid <= 0)
+			return -1;
+	}
+	return 0;
+}
+
+void fleet_signal_all(supervisor *s, int sig)
+{
+	for (int i = 0; i < s->n_workers; i++) {
+		if (s->workers[i].pid > 0)
+			kill(s->workers[i].pid, sig);
+		evtimer_del(s->workers[i].restart_timer);
+	}
+}
+
+int fleet_running(const supervisor *s)
+{
+	int n = 0;
+	for (int i = 0; i < s->n_workers; i++)
+		n += s->workers[i].pid > 0;
+	return n;
+}
+
+void fleet_free(supervisor *s)
+{
+	for (int i = 0; i < s->n_workers; i++)
+		if (s->workers[i].restart_timer)
+			event_free(s->workers[i].restart_timer);
+}

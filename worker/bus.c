@@ -1,0 +1,179 @@
+/* bus.c: room traffic between workers over NNG pub/sub.
+ *
+ * Every worker publishes on its own PUB socket at ipc://RUN_DIR/bus-N.ipc
+ * (N = its entry in the shared area) and its SUB socket dials every other
+ * live worker's address, found by scanning the shared area's process table
+ * (at start, then every BUS_DISCOVER_MS). An entry that is reused by a
+ * restarted worker keeps its address, and NNG redials it by itself. The SUB
+ * side subscribes to "ROOM\0" exactly while the room has local members, so a
+ * worker only receives the rooms it serves. Each frame is published once,
+ * whatever the number of remote members; local members get it without a bus
+ * hop. Pub/sub is best effort: a full queue drops the oldest message.
+ *
+ * How a worker knows a room's members on other workers (welcome.members):
+ * not from the bus but from the host-wide session registry in the shared
+ * area (common/registry.h); the bus carries only the live events. */
+#include "worker/worker.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "proto/bus.h"
+#include "proto/control.h"
+
+#include <errno.h>
+#include <nng/protocol/pubsub0/pub.h>
+#include <nng/protocol/pubsub0/sub.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BUS_DISCOVER_MS 250
+#define BUS_RECV_BATCH 1024
+#define BUS_QUEUE_MSGS 4096
+
+static void bus_address(const worker *w, int index, char *buf, size_t len)
+{
+	snprintf(buf, len, "ipc://%s/bus-%d.ipc", w->cfg.run_dir, index);
+}
+
+static void bus_dial_peers(worker *w)
+{
+	char url[CFG_PATH_MAX + 32];
+	for (int i = 0; i < SHM_MAX_PROCS; i++) {
+		int st = atomic_load(&w->shm->procs[i].state);
+		if (i == w->shm_index || w->bus_dialed[i] || st == SHM_PROC_FREE || st == SHM_PROC_EXITED)
+			continue;
+		bus_address(w, i, url, sizeof url);
+		int rv = nng_dial(w->bus_sub, url, NULL, NNG_FLAG_NONBLOCK);
+		if (rv != 0)
+			log_warn("bus", "cannot dial %s: %s", url, nng_strerror(rv));
+		else
+			w->bus_dialed[i] = 1;
+	}
+}
+
+static void on_discover(uv_timer_t *t)
+{
+	bus_dial_peers(t->loop->data);
+}
+
+static void bus_deliver_frame(worker *w, local_room *r, const bus_msg *m)
+{
+	if (m->payload_len < RTP_HEADER_LEN || m->payload_len > (size_t)w->cfg.max_frame_bytes)
+		return;
+	msgbuf *f = msgbuf_audio();
+	if (!f)
+		return;
+	memcpy(msgbuf_payload(f), m->payload, m->payload_len);
+	f->len = (uint32_t)m->payload_len;
+	f->recv_us = m->recv_us;
+	room_relay(w, r, f, NULL);
+	msgbuf_unref(f);
+}
+
+static void bus_deliver_member(worker *w, local_room *r, const bus_msg *m)
+{
+	char user[REG_NAME_MAX + 1];
+	size_t n = m->payload_len < REG_NAME_MAX ? m->payload_len : REG_NAME_MAX;
+	memcpy(user, m->payload, n);
+	user[n] = '\0';
+	char *json = ctl_member_event(bus_event_name(m->event), user, m->ssrc);
+	room_send_text(w, r, json, NULL);
+	free(json);
+}
+
+static void bus_dispatch(worker *w, const uint8_t *p, size_t len)
+{
+	bus_msg m;
+	if (bus_decode(p, len, &m) < 0)
+		return;
+	local_room *r = room_find(w, m.room);
+	if (!r)
+		return;  /* a message that raced our unsubscribe */
+	if (m.type == BUS_FRAME)
+		bus_deliver_frame(w, r, &m);
+	else
+		bus_deliver_member(w, r, &m);
+}
+
+static void on_bus_readable(uv_poll_t *h, int status, int events)
+{
+	(void)status, (void)events;
+	worker *w = h->loop->data;
+	for (int i = 0; i < BUS_RECV_BATCH; i++) {
+		nng_msg *msg;
+		if (nng_recvmsg(w->bus_sub, &msg, NNG_FLAG_NONBLOCK) != 0)
+			return;
+		atomic_fetch_add_explicit(&w->me->c.bus_in_total, 1, memory_order_relaxed);
+		bus_dispatch(w, nng_msg_body(msg), nng_msg_len(msg));
+		nng_msg_free(msg);
+	}
+}
+
+static int bus_open_sockets(worker *w)
+{
+	char url[CFG_PATH_MAX + 32];
+	int rv, fd;
+	bus_address(w, w->shm_index, url, sizeof url);
+	unlink(url + strlen("ipc://"));  /* left by a previous owner of this entry */
+	if ((rv = nng_pub0_open(&w->bus_pub)) || (rv = nng_sub0_open(&w->bus_sub)) ||
+	    (rv = nng_socket_set_int(w->bus_pub, NNG_OPT_SENDBUF, BUS_QUEUE_MSGS)) ||
+	    (rv = nng_socket_set_int(w->bus_sub, NNG_OPT_RECVBUF, BUS_QUEUE_MSGS)) ||
+	    (rv = nng_socket_set_ms(w->bus_sub, NNG_OPT_RECONNMINT, 20)) ||
+	    (rv = nng_socket_set_ms(w->bus_sub, NNG_OPT_RECONNMAXT, 1000)) ||
+	    (rv = nng_listen(w->bus_pub, url, NULL, 0)) ||
+	    (rv = nng_socket_get_int(w->bus_sub, NNG_OPT_RECVFD, &fd))) {
+		log_error("bus", "cannot open the bus at %s: %s", url, nng_strerror(rv));
+		return -1;
+	}
+	return fd;
+}
+
+int bus_start(worker *w)
+{
+	int fd = bus_open_sockets(w);
+	if (fd < 0)
+		return -1;
+	uv_poll_init(&w->loop, &w->bus_poll, fd);
+	uv_poll_start(&w->bus_poll, UV_READABLE, on_bus_readable);
+	uv_timer_init(&w->loop, &w->bus_discover);
+	uv_timer_start(&w->bus_discover, on_discover, 0, BUS_DISCOVER_MS);
+	return 0;
+}
+
+void bus_stop(worker *w)
+{
+	uv_close((uv_handle_t *)&w->bus_poll, NULL);
+	uv_close((uv_handle_t *)&w->bus_discover, NULL);
+}
+
+static void bus_topic(const char *room, char *buf, size_t *len)
+{
+	*len = strlen(room) + 1;
+	memcpy(buf, room, *len);
+}
+
+void bus_subscribe(worker *w, const char *room)
+{
+	char topic[REG_NAME_MAX + 2];
+	size_t len;
+	bus_topic(room, topic, &len);
+	nng_socket_set(w->bus_sub, NNG_OPT_SUB_SUBSCRIBE, topic, len);
+}
+
+void bus_unsubscribe(worker *w, const char *room)
+{
+	char topic[REG_NAME_MAX + 2];
+	size_t len;
+	bus_topic(room, topic, &len);
+	nng_socket_set(w->bus_sub, NNG_OPT_SUB_UNSUBSCRIBE, topic, len);
+}
+
+void bus_publish(worker *w, const char *room, uint8_t type, uint8_t event, uint32_t ssrc,
+                 int64_t recv_us, const void *payload, size_t len)
+{
+	bus_msg m = { .type = type, .event = event, .origin = (uint16_t)w->shm_index,
+	              .ssrc = ssrc, .recv_us = recv_us, .payload = payload, .payload_len = len };
+	size_t n = bus_encode(w->bus_buf, sizeof w->bus_buf, room, &m);
+	if (n && nng_send(w->bus_pub, w->bus_buf, n, NNG_FLAG_NONBLOCK) == 0)
+		atomic_fetch_add_explicit(&w->me->c.bus_out_total, 1, memory_order_relaxed);
+}

@@ -1,0 +1,66 @@
+/* handshake.c: everything decided before the upgrade (SPEC 4.1): the path,
+ * draining, the host-wide connection cap, and the token (query "token=" or
+ * "Authorization: Bearer"). A refusal is a plain HTTP answer with a JSON
+ * body {"error":"CODE"}; the token itself is never logged. */
+#include "worker/worker.h"
+#include "common/log.h"
+
+#include <sodium.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+static int refuse(worker *w, struct lws *wsi, unsigned status, const char *code, int reason)
+{
+	char body[96], ip[48] = "";
+	snprintf(body, sizeof body, "{\"error\":\"%s\"}", code);
+	atomic_fetch_add_explicit(&w->me->c.handshake_rejected[reason], 1, memory_order_relaxed);
+	if (log_enabled(LOG_DEBUG)) {
+		lws_get_peer_simple(wsi, ip, sizeof ip);
+		log_msg(LOG_DEBUG, status == 401 ? "auth_fail" : "rejected",
+		        &(log_fields){ .ip = ip, .reason = code, .latency_ms = -1 }, "HTTP %u", status);
+	}
+	server_http_reply(wsi, status, body);
+	return 1;
+}
+
+/* The token: from the query or the Authorization header. A token too long
+ * for buf is reported as longer than TOKEN_MAX_LEN, not as missing. */
+static const char *find_token(struct lws *wsi, char *buf, int len, size_t *n)
+{
+	const char *v = lws_get_urlarg_by_name(wsi, "token=", buf, len);
+	if (v) {
+		*n = strlen(v);
+		return v;
+	}
+	int h = lws_hdr_copy(wsi, buf, len, WSI_TOKEN_HTTP_AUTHORIZATION);
+	if (h > 7 && !strncasecmp(buf, "Bearer ", 7)) {
+		*n = (size_t)h - 7;
+		return buf + 7;
+	}
+	*n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) >= len ||
+	     lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION) >= len ? TOKEN_MAX_LEN + 1 : 0;
+	return buf;
+}
+
+int handshake_check(worker *w, struct lws *wsi)
+{
+	static char buf[TOKEN_MAX_LEN + 16];
+	char uri[256];
+	if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, w->cfg.path))
+		return refuse(w, wsi, 404, "not_found", REJ_PATH);
+	if (w->stopping)
+		return refuse(w, wsi, 503, "draining", REJ_DRAINING);
+	if (atomic_load_explicit(&w->shm->host_connections, memory_order_relaxed) >=
+	    w->cfg.max_connections)
+		return refuse(w, wsi, 503, "server_full", REJ_FULL);
+	size_t n;
+	const char *token = find_token(wsi, buf, sizeof buf, &n);
+	token_status st = token_verify(token, n, &w->keys, (int64_t)time(NULL),
+	                               w->cfg.leeway_ms / 1000, &w->pending);
+	sodium_memzero(buf, sizeof buf);
+	if (st != TOKEN_OK)
+		return refuse(w, wsi, 401, token_status_reason(st), REJ_AUTH);
+	w->pending_wsi = wsi;
+	return 0;
+}

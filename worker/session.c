@@ -1,0 +1,321 @@
+/* session.c: one client connection after the upgrade.
+ *
+ * Outgoing messages sit in two queues: control (text, small ring, always
+ * written first, never dropped: overflowing it means the client does not
+ * read, and it is closed 4002) and audio (ring of outbound_queue_frames
+ * shared frame buffers; when full the oldest frame is dropped). When both
+ * queues are empty and the socket is not choked a message is written at
+ * once, which avoids lws's POLLOUT toggling (several epoll_ctl calls) for
+ * the common case; otherwise WRITEABLE drains as much as the socket takes. */
+#include "worker/worker.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "proto/bus.h"
+#include "proto/control.h"
+
+#include <sodium.h>
+#include <string.h>
+
+static void count_close(worker *w, uint16_t code)
+{
+	static const uint16_t codes[SHM_CLOSE_CODES] = { 1000, 1001, 1006, 1008, 1009, 1011,
+	                                                 4001, 4002, 4003, 4004, 4008 };
+	for (int i = 0; i < SHM_CLOSE_CODES; i++)
+		if (codes[i] == code)
+			atomic_fetch_add_explicit(&w->me->c.closes[i], 1, memory_order_relaxed);
+}
+
+static void count_drop(worker *w, session *s, int reason)
+{
+	atomic_fetch_add_explicit(&w->me->c.frames_dropped[reason], 1, memory_order_relaxed);
+	if (s->reg >= 0)
+		atomic_fetch_add_explicit(&w->reg->s[s->reg].frames_dropped, 1, memory_order_relaxed);
+}
+
+static int write_msg(worker *w, session *s, msgbuf *m)
+{
+	int n = lws_write(s->wsi, msgbuf_payload(m), m->len, m->text ? LWS_WRITE_TEXT : LWS_WRITE_BINARY);
+	if (n < 0)
+		return -1;
+	if (!m->text) {
+		atomic_fetch_add_explicit(&w->me->c.frames_out, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&w->me->c.bytes_out, m->len, memory_order_relaxed);
+		atomic_fetch_add_explicit(&w->reg->s[s->reg].frames_out, 1, memory_order_relaxed);
+	}
+	return 0;
+}
+
+static void enqueue_control(session *s, msgbuf *m)
+{
+	if (s->c_count == SESSION_CTRL_MAX) {
+		session_close(s, 4002);  /* the client does not read its control messages */
+		return;
+	}
+	s->ctrl[(s->c_head + s->c_count++) % SESSION_CTRL_MAX] = msgbuf_ref(m);
+}
+
+static void enqueue_audio(worker *w, session *s, msgbuf *m)
+{
+	if (s->a_count == s->a_cap) {  /* drop the oldest */
+		msgbuf_unref(s->audio[s->a_head]);
+		s->a_head = (s->a_head + 1) % s->a_cap;
+		s->a_count--;
+		count_drop(w, s, DROP_QUEUE);
+	}
+	s->audio[(s->a_head + s->a_count++) % s->a_cap] = msgbuf_ref(m);
+}
+
+void session_send(worker *w, session *s, msgbuf *m)
+{
+	if (s->closing || !s->established)
+		return;
+	if (!s->c_count && !s->a_count && !lws_send_pipe_choked(s->wsi)) {
+		if (write_msg(w, s, m) < 0)
+			session_close(s, 1011);
+		return;
+	}
+	if (m->text)
+		enqueue_control(s, m);
+	else
+		enqueue_audio(w, s, m);
+	lws_callback_on_writable(s->wsi);
+}
+
+void session_send_text(worker *w, session *s, char *json)
+{
+	if (!json)
+		return;
+	msgbuf *m = msgbuf_text(json, strlen(json));
+	free(json);
+	if (!m)
+		return;
+	session_send(w, s, m);
+	msgbuf_unref(m);
+}
+
+static msgbuf *dequeue(session *s)
+{
+	msgbuf *m = NULL;
+	if (s->c_count) {
+		m = s->ctrl[s->c_head];
+		s->c_head = (s->c_head + 1) % SESSION_CTRL_MAX;
+		s->c_count--;
+	} else if (s->a_count && !s->closing) {
+		m = s->audio[s->a_head];
+		s->a_head = (s->a_head + 1) % s->a_cap;
+		s->a_count--;
+	}
+	return m;
+}
+
+int session_on_writeable(worker *w, session *s)
+{
+	msgbuf *m;
+	while (!lws_send_pipe_choked(s->wsi) && (m = dequeue(s))) {
+		int rc = write_msg(w, s, m);
+		msgbuf_unref(m);
+		if (rc < 0)
+			return -1;
+	}
+	if (s->closing && !s->c_count) {
+		lws_close_reason(s->wsi, s->close_code, NULL, 0);
+		count_close(w, s->close_code);
+		return -1;
+	}
+	if (s->c_count || (s->a_count && !s->closing))
+		lws_callback_on_writable(s->wsi);
+	return 0;
+}
+
+void session_close(session *s, uint16_t code)
+{
+	if (s->closing)
+		return;
+	s->closing = 1;
+	s->close_code = code;
+	lws_callback_on_writable(s->wsi);
+}
+
+/* -- opening ------------------------------------------------------------ */
+
+typedef struct members_arg {
+	json_t *list;
+	int except;
+} members_arg;
+
+static void add_member(const reg_session *r, int index, void *arg)
+{
+	members_arg *a = arg;
+	if (index != a->except)
+		json_array_append_new(a->list, ctl_member_entry(r->user, r->ssrc, r->muted));
+}
+
+json_t *session_room_members(worker *w, const char *room, int except_reg)
+{
+	members_arg a = { json_array(), except_reg };
+	reg_each_in_room(w->reg, room, add_member, &a);
+	return a.list;
+}
+
+static void make_session_id(char *out, size_t len)
+{
+	unsigned char raw[12];
+	randombytes_buf(raw, sizeof raw);
+	sodium_bin2base64(out, len, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+/* The resume token: session id and a MAC binding it to the user, under the
+ * supervisor's key (it outlives workers, not the daemon). */
+static void make_resume(worker *w, const char *id, const char *user, char *out, size_t len)
+{
+	unsigned char mac[crypto_auth_hmacsha256_BYTES];
+	crypto_auth_hmacsha256_state st;
+	crypto_auth_hmacsha256_init(&st, w->shm->resume_key, sizeof w->shm->resume_key);
+	crypto_auth_hmacsha256_update(&st, (const unsigned char *)id, strlen(id) + 1);
+	crypto_auth_hmacsha256_update(&st, (const unsigned char *)user, strlen(user));
+	crypto_auth_hmacsha256_final(&st, mac);
+	size_t n = strlen(id);
+	snprintf(out, len, "%s.", id);
+	sodium_bin2base64(out + n + 1, len - n - 1, mac, 16, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+static int copy_grants(session *s, const token_claims *c)
+{
+	size_t rooms_len = 0;
+	for (int i = 0; i < c->n_rooms; i++)
+		rooms_len += strlen(c->rooms + rooms_len) + 1;
+	size_t room_len = strlen(c->room) + 1;
+	if (!(s->grants = malloc(room_len + rooms_len)))
+		return -1;
+	memcpy(s->grants, c->room, room_len);
+	memcpy(s->grants + room_len, c->rooms, rooms_len);
+	s->n_grants = 1 + c->n_rooms;
+	s->rooms_any = (uint8_t)c->rooms_any;
+	return 0;
+}
+
+int session_open(worker *w, session *s, struct lws *wsi)
+{
+	if (w->pending_wsi != wsi)
+		return -1;  /* no claims: cannot happen with lws 4.1's upgrade sequence */
+	const token_claims *c = &w->pending;
+	w->pending_wsi = NULL;
+	char id[REG_ID_LEN + 1], ip[48] = "", resume[REG_ID_LEN + 40];
+	memset(s, 0, sizeof *s);
+	s->wsi = wsi;
+	s->reg = -1;
+	s->a_cap = (uint32_t)w->cfg.outbound_queue_frames;
+	if (!(s->audio = calloc(s->a_cap, sizeof *s->audio)) || copy_grants(s, c) < 0)
+		return -1;
+	s->listen_only = (uint8_t)c->perm_listen;
+	s->ssrc = shm_next_ssrc(w->shm);
+	make_session_id(id, sizeof id);
+	lws_get_peer_simple(wsi, ip, sizeof ip);
+	reg_info info = { id, c->sub, c->room, c->dev, ip, s->ssrc, c->perm_listen };
+	if ((s->reg = reg_add(w->reg, w->shm_index, w->slot, &info)) < 0)
+		return -1;
+	w->reg->s[s->reg].connected_at_us = clock_wall_us();
+	s->established = 1;
+	atomic_fetch_add_explicit(&w->me->c.connections, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&w->me->c.accepted_total, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&w->shm->host_connections, 1, memory_order_relaxed);
+
+	make_resume(w, id, c->sub, resume, sizeof resume);
+	json_t *members = session_room_members(w, c->room, s->reg);
+	session_send_text(w, s, ctl_welcome(id, c->sub, c->room, s->ssrc, w->slot,
+	                                    (int)(w->cfg.heartbeat_interval_ms / 1000), resume,
+	                                    members));
+	room_enter(w, s, c->room);
+	room_member_event(w, s, BUS_JOINED);
+	log_msg(LOG_DEBUG, "connect", &(log_fields){ .session = id, .user = c->sub, .room = c->room,
+	                                             .ip = ip, .latency_ms = -1 }, "%s", "");
+	return 0;
+}
+
+void session_closed(worker *w, session *s)
+{
+	if (s->established) {
+		if (s->room)
+			room_member_event(w, s, BUS_LEFT);
+		room_exit(w, s);
+		reg_remove(w->reg, s->reg);
+		atomic_fetch_sub_explicit(&w->me->c.connections, 1, memory_order_relaxed);
+		atomic_fetch_sub_explicit(&w->shm->host_connections, 1, memory_order_relaxed);
+		s->established = 0;
+	}
+	while (s->c_count) {
+		msgbuf_unref(s->ctrl[s->c_head]);
+		s->c_head = (s->c_head + 1) % SESSION_CTRL_MAX;
+		s->c_count--;
+	}
+	while (s->a_count) {
+		msgbuf_unref(s->audio[s->a_head]);
+		s->a_head = (s->a_head + 1) % s->a_cap;
+		s->a_count--;
+	}
+	free(s->audio);
+	free(s->grants);
+	s->audio = NULL;
+	s->grants = NULL;
+}
+
+/* -- receiving ---------------------------------------------------------- */
+
+static void on_audio(worker *w, session *s, const uint8_t *p, size_t len)
+{
+	reg_session *r = &w->reg->s[s->reg];
+	atomic_fetch_add_explicit(&w->me->c.frames_in, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&w->me->c.bytes_in, len, memory_order_relaxed);
+	atomic_fetch_add_explicit(&r->frames_in, 1, memory_order_relaxed);
+	int drop = rtp_check(p, len) != RTP_OK ? DROP_INVALID
+	         : s->listen_only              ? DROP_LISTEN_ONLY
+	         : s->muted                    ? DROP_MUTED : -1;
+	if (drop >= 0) {
+		count_drop(w, s, drop);
+		return;
+	}
+	rtp_seq_update(&s->seq, rtp_seq(p));
+	msgbuf *m = msgbuf_audio();
+	if (!m) {
+		count_drop(w, s, DROP_QUEUE);
+		return;
+	}
+	memcpy(msgbuf_payload(m), p, len);
+	m->len = (uint32_t)len;
+	m->recv_us = clock_mono_us();
+	rtp_set_ssrc(msgbuf_payload(m), s->ssrc);
+	atomic_store_explicit(&r->last_audio_ms, m->recv_us / 1000, memory_order_relaxed);
+	room_relay(w, s->room, m, s);
+	bus_publish(w, s->room->name, BUS_FRAME, 0, s->ssrc, m->recv_us, msgbuf_payload(m), len);
+	msgbuf_unref(m);
+}
+
+int session_on_receive(worker *w, session *s, const void *in, size_t len)
+{
+	if (!s->established || s->closing)
+		return 0;
+	int first = lws_is_first_fragment(s->wsi), final = lws_is_final_fragment(s->wsi);
+	if (first)
+		s->msg_bytes = 0;
+	s->msg_bytes += (uint32_t)len;
+	if (s->msg_bytes + lws_remaining_packet_payload(s->wsi) > (uint64_t)w->cfg.max_frame_bytes) {
+		/* Never buffered whole: refuse at the first chunk that tells. */
+		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, NULL, 0);
+		count_close(w, 1009);
+		return -1;
+	}
+	int binary = lws_frame_is_binary(s->wsi);
+	if (!first || !final || lws_remaining_packet_payload(s->wsi)) {
+		/* Fragmented messages are not part of the protocol: one message, one frame. */
+		if (final && binary)
+			count_drop(w, s, DROP_INVALID);
+		else if (final)
+			session_send_text(w, s, ctl_error("bad_request", "fragmented messages are not supported"));
+		return 0;
+	}
+	if (binary)
+		on_audio(w, s, in, len);
+	else
+		control_on_message(w, s, in, len);
+	return 0;
+}

@@ -1,0 +1,199 @@
+/* worker.c: a worker process's life. The supervisor fork+execs it with
+ *   fd 3 = shared area, fd 4 = config text, fd 5.. = listening sockets
+ * and "--slot S --generation G --shm-index I --listen-fds N -c FILE".
+ * The worker owns a libuv loop that lws runs on as a foreign loop; the
+ * listening sockets are uv_poll_t handles: on readable it accepts until
+ * EAGAIN (another worker may win the race) and adopts each connection into
+ * lws (lws 4.1.6 cannot listen on an inherited socket itself). */
+#include "worker/worker.h"
+#include "common/log.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define WORKER_FD_SHM 3
+#define WORKER_FD_CONFIG 4
+#define WORKER_FD_LISTEN 5
+#define ACCEPT_BATCH 256        /* bounded work per wakeup, fairness with traffic */
+#define SHUTDOWN_POLL_MS 10
+
+static int parse_args(worker *w, int argc, char **argv, const char **file)
+{
+	*file = NULL;
+	w->slot = w->generation = w->shm_index = w->n_listen = -1;
+	for (int i = 2; i + 1 < argc; i += 2) {
+		const char *k = argv[i], *v = argv[i + 1];
+		if (!strcmp(k, "--slot")) w->slot = atoi(v);
+		else if (!strcmp(k, "--generation")) w->generation = atoi(v);
+		else if (!strcmp(k, "--shm-index")) w->shm_index = atoi(v);
+		else if (!strcmp(k, "--listen-fds")) w->n_listen = atoi(v);
+		else if (!strcmp(k, "-c")) *file = v;
+		else return -1;
+	}
+	return w->slot < 0 || w->generation < 0 || w->shm_index < 0 || w->shm_index >= SHM_MAX_PROCS ||
+	       w->n_listen < 1 || w->n_listen > CFG_MAX_LISTEN || !*file ? -1 : 0;
+}
+
+/* The config comes from the supervisor as text it already validated: a
+ * worker restarted after the file was edited still runs its generation's config. */
+static int load_inherited_config(worker *w, const char *file)
+{
+	static cfg_errors errs;
+	size_t len;
+	char *text = cfg_read_file("/proc/self/fd/4", &len);
+	if (!text)
+		return -1;
+	cfg_defaults(&w->cfg);
+	int nerr = cfg_load_buffer(&w->cfg, file, text, &errs);
+	free(text);
+	close(WORKER_FD_CONFIG);
+	for (int i = 0; i < nerr && i < CFG_MAX_ERRORS; i++)
+		fprintf(stderr, "audiogwd worker: %s\n", errs.msg[i]);
+	return nerr ? -1 : 0;
+}
+
+static int drop_privileges(const char *user)
+{
+	if (!*user || geteuid() != 0)
+		return 0;
+	struct passwd *pw = getpwnam(user);
+	if (!pw) {
+		log_error("startup", "server.user \"%s\" does not exist", user);
+		return -1;
+	}
+	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+		log_error("startup", "cannot drop privileges to %s: %s", user, strerror(errno));
+		return -1;
+	}
+	prctl(PR_SET_PDEATHSIG, SIGKILL);  /* setuid clears it */
+	return 0;
+}
+
+static void on_listen_readable(uv_poll_t *h, int status, int events)
+{
+	(void)events;
+	worker *w = h->loop->data;
+	int lfd = *(int *)h->data;
+	if (status < 0 || w->stopping)
+		return;
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE)
+				log_warn("accept", "out of file descriptors: %s", strerror(errno));
+			return;  /* EAGAIN: another worker took it, or the queue is empty */
+		}
+		atomic_fetch_add_explicit(&w->me->c.tcp_accepted_total, 1, memory_order_relaxed);
+		server_adopt(w, fd);
+	}
+}
+
+static void on_handle_closed(uv_handle_t *h) { (void)h; }
+
+static void on_shutdown_poll(uv_timer_t *t)
+{
+	worker *w = t->loop->data;
+	if (w->ctx) {
+		server_destroy_step(w);
+		return;
+	}
+	uv_close((uv_handle_t *)t, on_handle_closed);
+}
+
+static void worker_stop(worker *w, int signum)
+{
+	if (w->stopping)
+		return;
+	w->stopping = 1;
+	atomic_store(&w->me->state, SHM_PROC_DRAINING);
+	log_info("shutdown", "%s: closing connections", strsignal(signum));
+	for (int i = 0; i < w->n_listen; i++)
+		uv_close((uv_handle_t *)&w->listen_polls[i], on_handle_closed);
+	uv_close((uv_handle_t *)&w->sig_term, on_handle_closed);
+	uv_close((uv_handle_t *)&w->sig_int, on_handle_closed);
+	uv_close((uv_handle_t *)&w->sig_usr1, on_handle_closed);
+	bus_stop(w);
+	server_destroy_step(w);
+	uv_timer_init(&w->loop, &w->shutdown_timer);
+	uv_timer_start(&w->shutdown_timer, on_shutdown_poll, SHUTDOWN_POLL_MS, SHUTDOWN_POLL_MS);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	worker *w = h->loop->data;
+	if (signum == SIGUSR1) {
+		log_reopen();
+		return;
+	}
+	worker_stop(w, signum);
+}
+
+static int watch_listeners(worker *w)
+{
+	for (int i = 0; i < w->n_listen; i++) {
+		w->listen_fds[i] = WORKER_FD_LISTEN + i;
+		w->listen_polls[i].data = &w->listen_fds[i];
+		if (uv_poll_init(&w->loop, &w->listen_polls[i], w->listen_fds[i]) < 0 ||
+		    uv_poll_start(&w->listen_polls[i], UV_READABLE, on_listen_readable) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void watch_signals(worker *w)
+{
+	uv_signal_init(&w->loop, &w->sig_term);
+	uv_signal_init(&w->loop, &w->sig_int);
+	uv_signal_init(&w->loop, &w->sig_usr1);
+	uv_signal_start(&w->sig_term, on_signal, SIGTERM);
+	uv_signal_start(&w->sig_int, on_signal, SIGINT);
+	uv_signal_start(&w->sig_usr1, on_signal, SIGUSR1);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);  /* reload is the supervisor's business */
+}
+
+int worker_main(int argc, char **argv)
+{
+	static worker w;
+	const char *file;
+	if (parse_args(&w, argc, argv, &file) < 0) {
+		fprintf(stderr, "audiogwd: --worker is internal: the supervisor starts workers\n");
+		return 2;
+	}
+	if (load_inherited_config(&w, file) < 0)
+		return 1;
+	if (log_open(w.cfg.log_file, w.cfg.log_level, w.slot) < 0)
+		log_open(NULL, w.cfg.log_level, w.slot);
+	if (!(w.shm = shm_attach(WORKER_FD_SHM))) {
+		log_error("startup", "the shared area (fd %d) is missing or foreign", WORKER_FD_SHM);
+		return 1;
+	}
+	w.me = &w.shm->procs[w.shm_index];
+	w.reg = shm_registry(w.shm);
+	w.keys = (token_keys){ w.cfg.hs256_secret_len ? w.cfg.hs256_secret : NULL,
+	                       w.cfg.hs256_secret_len, w.cfg.has_ed25519 ? w.cfg.ed25519_pk : NULL };
+	msgbuf_pool_init((size_t)w.cfg.max_frame_bytes);
+	if (drop_privileges(w.cfg.user) < 0)
+		return 1;
+	uv_loop_init(&w.loop);
+	w.loop.data = &w;
+	watch_signals(&w);
+	if (sodium_init() < 0 || bus_start(&w) < 0 || server_create(&w) < 0 ||
+	    watch_listeners(&w) < 0)
+		return 1;
+	atomic_store(&w.me->state, SHM_PROC_READY);
+	log_info("worker_ready", "generation %d pid %d", w.generation, (int)getpid());
+	uv_run(&w.loop, UV_RUN_DEFAULT);
+	int rc = uv_loop_close(&w.loop);
+	log_info("worker_exit", "stopped%s", rc ? " (loop not clean)" : "");
+	return 0;
+}

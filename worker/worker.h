@@ -1,0 +1,132 @@
+/* worker.h: one worker process and the modules that act on it:
+ *   worker.c     its life: arguments, inherited descriptors, the libuv loop
+ *                it owns, signals, accepting on its listening sockets
+ *   server.c     the libwebsockets context and the protocol callback
+ *   handshake.c  what happens before the upgrade: path, token, refusals
+ *   session.c    one client connection: queues, writes, audio in, close
+ *   control.c    the client's JSON control messages
+ *   room.c       rooms with local members, local fan-out
+ *   bus.c        NNG pub/sub between workers */
+#ifndef AGW_WORKER_H
+#define AGW_WORKER_H
+
+#include "common/config.h"
+#include "common/shm.h"
+#include "common/token.h"
+#include "proto/rtp.h"
+#include "worker/msgbuf.h"
+
+#include <libwebsockets.h>
+#include <jansson.h>
+#include <nng/nng.h>
+#include <uthash.h>
+#include <uv.h>
+
+#define SESSION_CTRL_MAX 32
+
+typedef struct local_room local_room;
+
+typedef struct session {
+	struct lws *wsi;
+	local_room *room;
+	struct session *room_prev, *room_next;
+	int reg;                         /* registry index, -1 until registered */
+	uint32_t ssrc;
+	uint8_t established, muted, listen_only, closing, rooms_any;
+	uint16_t close_code;
+	uint32_t msg_bytes;              /* bytes of the message being received */
+	char *grants;                    /* token's room then its rooms, packed NUL-separated */
+	int n_grants;
+	rtp_seq_stats seq;
+	msgbuf **audio;                  /* ring, cfg.outbound_queue_frames entries */
+	uint32_t a_head, a_count, a_cap;
+	msgbuf *ctrl[SESSION_CTRL_MAX];  /* ring, always written first, never dropped */
+	uint32_t c_head, c_count;
+	int64_t bad_ctl_since_ms;
+	int bad_ctl_count;
+} session;
+
+struct local_room {
+	char name[REG_NAME_MAX + 1];
+	session *members;                /* utlist, linked through room_prev/room_next */
+	int n;
+	UT_hash_handle hh;
+};
+
+typedef struct worker {
+	cfg cfg;
+	int slot, generation, shm_index;
+	shm_area *shm;
+	shm_proc *me;                    /* this process's entry in the shared area */
+	reg_area *reg;
+	token_keys keys;
+
+	uv_loop_t loop;
+	uv_signal_t sig_term, sig_int, sig_usr1;
+	uv_poll_t listen_polls[CFG_MAX_LISTEN];
+	int listen_fds[CFG_MAX_LISTEN];
+	int n_listen;
+	uv_timer_t shutdown_timer;
+	int stopping;
+
+	struct lws_context *ctx;
+	struct lws_vhost *vh;
+
+	/* The claims of the handshake being upgraded: HTTP_CONFIRM_UPGRADE has
+	 * no per-session storage yet, ESTABLISHED for the same wsi follows. */
+	struct lws *pending_wsi;
+	token_claims pending;
+
+	local_room *rooms;               /* room.c's table (uthash), rooms with local members */
+
+	/* bus.c */
+	nng_socket bus_pub, bus_sub;
+	uv_poll_t bus_poll;
+	uv_timer_t bus_discover;
+	uint8_t bus_dialed[SHM_MAX_PROCS];
+	uint8_t bus_buf[64 * 1024];
+} worker;
+
+/* Entry point of "audiogwd --worker ..." (started by the supervisor only). */
+int worker_main(int argc, char **argv);
+
+/* server.c */
+int server_create(worker *w);
+void server_adopt(worker *w, int fd);
+void server_destroy_step(worker *w);    /* call until w->ctx is NULL */
+worker *server_worker(struct lws *wsi);
+int server_http_reply(struct lws *wsi, unsigned status, const char *body);
+
+/* handshake.c: 0 = let the upgrade proceed (claims in w->pending), 1 = refused */
+int handshake_check(worker *w, struct lws *wsi);
+
+/* session.c */
+int session_open(worker *w, session *s, struct lws *wsi);
+void session_closed(worker *w, session *s);
+int session_on_writeable(worker *w, session *s);
+int session_on_receive(worker *w, session *s, const void *in, size_t len);
+void session_send(worker *w, session *s, msgbuf *m);
+void session_send_text(worker *w, session *s, char *json);  /* takes ownership of json */
+void session_close(session *s, uint16_t code);
+json_t *session_room_members(worker *w, const char *room, int except_reg);
+
+/* control.c */
+void control_on_message(worker *w, session *s, const char *text, size_t len);
+
+/* room.c */
+local_room *room_find(worker *w, const char *name);
+local_room *room_enter(worker *w, session *s, const char *name);
+void room_exit(worker *w, session *s);
+void room_relay(worker *w, local_room *r, msgbuf *m, session *except);
+void room_send_text(worker *w, local_room *r, const char *json, session *except);
+void room_member_event(worker *w, session *s, uint8_t event);  /* local + bus */
+
+/* bus.c */
+int bus_start(worker *w);
+void bus_stop(worker *w);
+void bus_subscribe(worker *w, const char *room);
+void bus_unsubscribe(worker *w, const char *room);
+void bus_publish(worker *w, const char *room, uint8_t type, uint8_t event, uint32_t ssrc,
+                 int64_t recv_us, const void *payload, size_t len);
+
+#endif
