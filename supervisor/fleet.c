@@ -123,6 +123,9 @@ static void fleet_worker_exited(supervisor *s, worker_proc *w, int status)
 	int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
 	log_msg(s->stopping || clean ? LOG_INFO : LOG_WARN, "worker_exit", NULL,
 	        "slot %d pid %d %s after %lld ms", w->slot, (int)w->pid, how, (long long)lived);
+	int lost = sup_bus_worker_gone(s, w->shm_index);
+	if (lost)
+		log_warn("worker_exit", "slot %d: %d sessions lost with the worker", w->slot, lost);
 	shm_proc_release(s->shm, w->shm_index);
 	w->pid = 0;
 	if (s->stopping)

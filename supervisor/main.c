@@ -172,6 +172,10 @@ static int supervisor_run(supervisor *s, int foreground)
 		snprintf(err, sizeof err, "cannot create shared memory: %s", strerror(errno));
 		goto err;
 	}
+	if (sup_bus_open(s) < 0) {
+		snprintf(err, sizeof err, "cannot open the bus in %.400s", s->cfg.run_dir);
+		goto err;
+	}
 	s->base = event_base_new();
 	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
 		sig_ev[i] = evsignal_new(s->base, sigs[i], on_signal, s);

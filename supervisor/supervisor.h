@@ -8,6 +8,7 @@
 #include "common/shm.h"
 
 #include <event2/event.h>
+#include <nng/nng.h>
 #include <sys/types.h>
 
 #define SUP_MAX_WORKERS 256
@@ -46,6 +47,7 @@ typedef struct supervisor {
 	int n_workers;
 	int stopping;              /* SIGTERM/SIGINT received */
 	int64_t stop_deadline_ms;
+	nng_socket bus;            /* bus.c: speaks for dead workers */
 	int runfile_fd;
 	char pid_path[CFG_PATH_MAX + 32];
 } supervisor;
@@ -53,6 +55,10 @@ typedef struct supervisor {
 /* listeners.c */
 int listeners_open(listener_set *ls, const cfg *c, char *err, size_t errlen);
 void listeners_close(listener_set *ls);
+
+/* bus.c */
+int sup_bus_open(supervisor *s);
+int sup_bus_worker_gone(supervisor *s, int proc);  /* sessions it held, now removed */
 
 /* runfile.c */
 int runfile_acquire(supervisor *s, char *err, size_t errlen);

@@ -38,6 +38,10 @@ static void bus_address(const worker *w, int index, char *buf, size_t len)
 static void bus_dial_peers(worker *w)
 {
 	char url[CFG_PATH_MAX + 32];
+	if (!w->bus_dialed_sup) {
+		snprintf(url, sizeof url, "ipc://%s/bus-sup.ipc", w->cfg.run_dir);
+		w->bus_dialed_sup = nng_dial(w->bus_sub, url, NULL, NNG_FLAG_NONBLOCK) == 0;
+	}
 	for (int i = 0; i < SHM_MAX_PROCS; i++) {
 		int st = atomic_load(&w->shm->procs[i].state);
 		if (i == w->shm_index || w->bus_dialed[i] || st == SHM_PROC_FREE || st == SHM_PROC_EXITED)

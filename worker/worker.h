@@ -83,7 +83,7 @@ typedef struct worker {
 	nng_socket bus_pub, bus_sub;
 	uv_poll_t bus_poll;
 	uv_timer_t bus_discover;
-	uint8_t bus_dialed[SHM_MAX_PROCS];
+	uint8_t bus_dialed[SHM_MAX_PROCS], bus_dialed_sup;
 	uint8_t bus_buf[64 * 1024];
 } worker;
 
