@@ -75,9 +75,85 @@ static void unlink_room(reg_area *r, int index)
 	             offsetof(reg_session, next_room));
 }
 
+/* -- connections per address: open addressing with backward-shift delete -- */
+
+static uint32_t ip_home(const char *ip) { return reg_hash(ip) & (REG_IP_SLOTS - 1); }
+
+/* The slot holding ip, or the empty slot where it would go; -1 if full. */
+static int ip_slot(reg_area *r, const char *ip)
+{
+	uint32_t i = ip_home(ip);
+	for (int n = 0; n < REG_IP_SLOTS; n++, i = (i + 1) & (REG_IP_SLOTS - 1))
+		if (!r->ips[i].ip[0] || !strcmp(r->ips[i].ip, ip))
+			return (int)i;
+	return -1;
+}
+
+static void ip_add(reg_area *r, const char *ip, int delta)
+{
+	int i = ip_slot(r, ip);
+	if (i < 0 || (!r->ips[i].ip[0] && (delta < 0 || r->ips_used >= REG_IP_SLOTS - 1)))
+		return;  /* full: this address goes uncounted rather than refused */
+	if (!r->ips[i].ip[0]) {
+		copy_name(r->ips[i].ip, sizeof r->ips[i].ip, ip);
+		r->ips[i].count = 0;
+		r->ips_used++;
+	}
+	if ((r->ips[i].count += delta) > 0)
+		return;
+	/* remove, shifting back later entries of the probe run */
+	uint32_t hole = (uint32_t)i, j = hole;
+	for (;;) {
+		j = (j + 1) & (REG_IP_SLOTS - 1);
+		if (!r->ips[j].ip[0])
+			break;
+		uint32_t home = ip_home(r->ips[j].ip);
+		/* j may move into the hole unless its home lies cyclically in (hole, j] */
+		if (((j - home) & (REG_IP_SLOTS - 1)) >= ((j - hole) & (REG_IP_SLOTS - 1))) {
+			r->ips[hole] = r->ips[j];
+			hole = j;
+		}
+	}
+	r->ips[hole].ip[0] = '\0';
+	r->ips[hole].count = 0;
+	r->ips_used--;
+}
+
+int reg_ip_count(reg_area *r, const char *ip)
+{
+	reg_lock(r);
+	int i = ip_slot(r, ip);
+	int n = i >= 0 && r->ips[i].ip[0] ? r->ips[i].count : 0;
+	reg_unlock(r);
+	return n;
+}
+
+/* Marks the oldest sessions of a user (not yet being replaced) as being
+ * replaced until at most max remain, and returns them (at most out_max). */
+int reg_user_evict(reg_area *r, const char *user, int max, int *out, int out_max)
+{
+	int n = 0, live = 0;
+	reg_lock(r);
+	for (int i = r->user_head[reg_hash(user)]; i != REG_NONE; i = r->s[i].next_user)
+		live += !strcmp(r->s[i].user, user) && !r->s[i].evicting;
+	while (live > max && n < out_max) {
+		int oldest = REG_NONE;
+		for (int i = r->user_head[reg_hash(user)]; i != REG_NONE; i = r->s[i].next_user)
+			if (!strcmp(r->s[i].user, user) && !r->s[i].evicting &&
+			    (oldest == REG_NONE || r->s[i].connected_at_us < r->s[oldest].connected_at_us))
+				oldest = i;
+		r->s[oldest].evicting = 1;
+		out[n++] = oldest;
+		live--;
+	}
+	reg_unlock(r);
+	return n;
+}
+
 static void unlink_entry(reg_area *r, int index)
 {
 	reg_session *s = &r->s[index];
+	ip_add(r, s->ip, -1);
 	unlink_room(r, index);
 	chain_unlink(r, &r->user_head[reg_hash(s->user)], index, offsetof(reg_session, next_user));
 	s->state = REG_FREE;
@@ -103,8 +179,8 @@ int reg_add(reg_area *r, int proc, int worker, const reg_info *info)
 	s->worker = worker;
 	s->ssrc = info->ssrc;
 	s->muted = 0;
+	s->evicting = 0;
 	s->listen_only = (uint8_t)(info->listen_only != 0);
-	s->connected_at_us = 0;
 	copy_name(s->id, sizeof s->id, info->id);
 	copy_name(s->user, sizeof s->user, info->user);
 	copy_name(s->room, sizeof s->room, info->room);
@@ -115,6 +191,8 @@ int reg_add(reg_area *r, int proc, int worker, const reg_info *info)
 	atomic_store_explicit(&s->frames_dropped, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->last_audio_ms, 0, memory_order_relaxed);
 	link_room(r, index);
+	s->connected_at_us = info->connected_at_us;
+	ip_add(r, s->ip, +1);
 	int32_t *uhead = &r->user_head[reg_hash(s->user)];
 	s->next_user = *uhead;
 	*uhead = index;

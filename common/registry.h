@@ -26,6 +26,8 @@
 #define REG_ID_LEN 24
 #define REG_BUCKETS 65536        /* per index; a power of two */
 #define REG_NONE (-1)
+#define REG_IP_SLOTS 131072      /* distinct client addresses tracked at once; a power of two */
+#define REG_IP_LEN 48
 
 enum reg_state { REG_FREE = 0, REG_LIVE = 1 };
 
@@ -35,16 +37,22 @@ typedef struct reg_session {
 	int32_t worker;              /* owner's slot */
 	int32_t next_room, next_user, next_free;
 	uint32_t ssrc;
-	uint8_t muted, listen_only;
+	uint8_t muted, listen_only, evicting;
 	int64_t connected_at_us;     /* wall clock */
 	char id[REG_ID_LEN + 1];
 	char user[REG_NAME_MAX + 1];
 	char room[REG_NAME_MAX + 1];
 	char dev[REG_NAME_MAX + 1];
-	char ip[48];
+	char ip[REG_IP_LEN];
 	_Atomic uint64_t frames_in, frames_out, frames_dropped;
 	_Atomic int64_t last_audio_ms; /* monotonic; "speakers" = sent audio in the last 2 s */
 } reg_session;
+
+/* Connections per client address, host-wide (max_conns_per_ip). */
+typedef struct reg_ip {
+	char ip[REG_IP_LEN];         /* "" = empty slot */
+	int32_t count;
+} reg_ip;
 
 typedef struct reg_area {
 	pthread_mutex_t lock;
@@ -54,6 +62,8 @@ typedef struct reg_area {
 	int32_t live;
 	int32_t room_head[REG_BUCKETS];
 	int32_t user_head[REG_BUCKETS];
+	int32_t ips_used;
+	reg_ip ips[REG_IP_SLOTS];    /* open addressing, linear probing */
 	reg_session s[];
 } reg_area;
 
@@ -62,6 +72,7 @@ typedef struct reg_info {
 	const char *id, *user, *room, *dev, *ip;
 	uint32_t ssrc;
 	int listen_only;
+	int64_t connected_at_us;
 } reg_info;
 
 typedef void (*reg_visit)(const reg_session *s, int index, void *arg);
@@ -79,6 +90,12 @@ void reg_set_muted(reg_area *r, int index, int muted);
 /* Visit the live sessions of a room / of a user (the callback runs under the lock). */
 int reg_each_in_room(reg_area *r, const char *room, reg_visit fn, void *arg);
 int reg_each_of_user(reg_area *r, const char *user, reg_visit fn, void *arg);
+/* Live connections from this address (lock taken). */
+int reg_ip_count(reg_area *r, const char *ip);
+/* max_conns_per_user: marks the oldest sessions of the user as being
+ * replaced until at most max others remain, and returns them (at most
+ * out_max); their owners close them 4003. */
+int reg_user_evict(reg_area *r, const char *user, int max, int *out, int out_max);
 /* Remove every session a dead worker process owned, visiting each first. */
 int reg_remove_proc(reg_area *r, int proc, reg_visit fn, void *arg);
 

@@ -12,7 +12,13 @@
 
 #define BUS_HEADER_LEN 16
 
-enum bus_type { BUS_FRAME = 1, BUS_MEMBER = 2 };
+enum bus_type { BUS_FRAME = 1, BUS_MEMBER = 2, BUS_CLOSE = 3 };
+
+/* BUS_CLOSE asks the worker owning a session to close it. Its topic is the
+ * worker's own, "\x01" + its process entry number (room names cannot hold
+ * control characters); ssrc carries the registry index, recv_us the close
+ * code, the payload the session id (checked: registry entries are reused). */
+#define BUS_WORKER_TOPIC_PREFIX '\x01'
 enum bus_member_event { BUS_JOINED = 1, BUS_LEFT, BUS_MUTED, BUS_UNMUTED };
 
 typedef struct bus_msg {

@@ -85,11 +85,39 @@ static void bus_deliver_member(worker *w, local_room *r, const bus_msg *m)
 	free(json);
 }
 
+static void bus_worker_topic(int proc, char *buf, size_t len)
+{
+	snprintf(buf, len, "%c%d", BUS_WORKER_TOPIC_PREFIX, proc);
+}
+
+/* Another worker asks us to close one of our sessions. */
+static void bus_on_close(worker *w, const bus_msg *m)
+{
+	uint32_t index = m->ssrc;
+	if (index >= (uint32_t)w->reg->capacity || !w->by_reg[index])
+		return;
+	const char *id = w->reg->s[index].id;
+	if (m->payload_len == strlen(id) && !memcmp(m->payload, id, m->payload_len))
+		session_close(w->by_reg[index], (uint16_t)m->recv_us);
+}
+
+void bus_close_remote(worker *w, int reg_index, uint16_t code)
+{
+	char topic[16];
+	const reg_session *r = &w->reg->s[reg_index];
+	bus_worker_topic(r->proc, topic, sizeof topic);
+	bus_publish(w, topic, BUS_CLOSE, 0, (uint32_t)reg_index, code, r->id, strlen(r->id));
+}
+
 static void bus_dispatch(worker *w, const uint8_t *p, size_t len)
 {
 	bus_msg m;
 	if (bus_decode(p, len, &m) < 0)
 		return;
+	if (m.type == BUS_CLOSE) {
+		bus_on_close(w, &m);
+		return;
+	}
 	local_room *r = room_find(w, m.room);
 	if (!r)
 		return;  /* a message that raced our unsubscribe */
@@ -137,6 +165,9 @@ int bus_start(worker *w)
 	int fd = bus_open_sockets(w);
 	if (fd < 0)
 		return -1;
+	char topic[16];
+	bus_worker_topic(w->shm_index, topic, sizeof topic);
+	nng_socket_set(w->bus_sub, NNG_OPT_SUB_SUBSCRIBE, topic, strlen(topic) + 1);
 	uv_poll_init(&w->loop, &w->bus_poll, fd);
 	uv_poll_start(&w->bus_poll, UV_READABLE, on_bus_readable);
 	uv_timer_init(&w->loop, &w->bus_discover);

@@ -54,6 +54,12 @@ int handshake_check(worker *w, struct lws *wsi)
 	if (atomic_load_explicit(&w->shm->host_connections, memory_order_relaxed) >=
 	    w->cfg.max_connections)
 		return refuse(w, wsi, 503, "server_full", REJ_FULL);
+	if (!tb_take(&w->handshakes, (int64_t)uv_now(&w->loop)))
+		return refuse(w, wsi, 429, "rate_limited", REJ_RATE);
+	char ip[REG_IP_LEN] = "";
+	lws_get_peer_simple(wsi, ip, sizeof ip);
+	if (reg_ip_count(w->reg, ip) >= w->cfg.max_conns_per_ip)
+		return refuse(w, wsi, 429, "too_many_connections", REJ_IP_LIMIT);
 	size_t n;
 	const char *token = find_token(wsi, buf, sizeof buf, &n);
 	token_status st = token_verify(token, n, &w->keys, (int64_t)time(NULL),

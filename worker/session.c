@@ -13,8 +13,11 @@
 #include "proto/bus.h"
 #include "proto/control.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sodium.h>
 #include <string.h>
+#include <utlist.h>
 
 static void count_close(worker *w, uint16_t code)
 {
@@ -45,39 +48,37 @@ static int write_msg(worker *w, session *s, msgbuf *m)
 	return 0;
 }
 
-static void enqueue_control(session *s, msgbuf *m)
-{
-	if (s->c_count == SESSION_CTRL_MAX) {
-		session_close(s, 4002);  /* the client does not read its control messages */
-		return;
-	}
-	s->ctrl[(s->c_head + s->c_count++) % SESSION_CTRL_MAX] = msgbuf_ref(m);
-}
-
+/* A listener whose audio queue keeps overflowing for slow_consumer_timeout
+ * is closed 4002; the overflow clock stops when its queue empties. */
 static void enqueue_audio(worker *w, session *s, msgbuf *m)
 {
-	if (s->a_count == s->a_cap) {  /* drop the oldest */
-		msgbuf_unref(s->audio[s->a_head]);
-		s->a_head = (s->a_head + 1) % s->a_cap;
-		s->a_count--;
-		count_drop(w, s, DROP_QUEUE);
-	}
-	s->audio[(s->a_head + s->a_count++) % s->a_cap] = msgbuf_ref(m);
+	msgbuf *old = ptrq_push_drop_oldest(&s->audio, msgbuf_ref(m));
+	if (!old)
+		return;
+	msgbuf_unref(old);
+	count_drop(w, s, DROP_QUEUE);
+	int64_t now = (int64_t)uv_now(&w->loop);
+	if (!s->overflow_since_ms)
+		s->overflow_since_ms = now;
+	else if (now - s->overflow_since_ms >= w->cfg.slow_consumer_timeout_ms)
+		session_close(s, 4002);
 }
 
 void session_send(worker *w, session *s, msgbuf *m)
 {
 	if (s->closing || !s->established)
 		return;
-	if (!s->c_count && !s->a_count && !lws_send_pipe_choked(s->wsi)) {
+	if (ptrq_empty(&s->ctrl) && ptrq_empty(&s->audio) && !lws_send_pipe_choked(s->wsi)) {
 		if (write_msg(w, s, m) < 0)
 			session_close(s, 1011);
 		return;
 	}
-	if (m->text)
-		enqueue_control(s, m);
-	else
+	if (!m->text)
 		enqueue_audio(w, s, m);
+	else if (ptrq_push(&s->ctrl, msgbuf_ref(m)) < 0) {
+		msgbuf_unref(m);
+		session_close(s, 4002);  /* it does not even read its control messages */
+	}
 	lws_callback_on_writable(s->wsi);
 }
 
@@ -95,17 +96,8 @@ void session_send_text(worker *w, session *s, char *json)
 
 static msgbuf *dequeue(session *s)
 {
-	msgbuf *m = NULL;
-	if (s->c_count) {
-		m = s->ctrl[s->c_head];
-		s->c_head = (s->c_head + 1) % SESSION_CTRL_MAX;
-		s->c_count--;
-	} else if (s->a_count && !s->closing) {
-		m = s->audio[s->a_head];
-		s->a_head = (s->a_head + 1) % s->a_cap;
-		s->a_count--;
-	}
-	return m;
+	msgbuf *m = ptrq_pop(&s->ctrl);
+	return m || s->closing ? m : ptrq_pop(&s->audio);
 }
 
 int session_on_writeable(worker *w, session *s)
@@ -117,12 +109,14 @@ int session_on_writeable(worker *w, session *s)
 		if (rc < 0)
 			return -1;
 	}
-	if (s->closing && !s->c_count) {
+	if (ptrq_empty(&s->audio))
+		s->overflow_since_ms = 0;
+	if (s->closing && ptrq_empty(&s->ctrl)) {
 		lws_close_reason(s->wsi, s->close_code, NULL, 0);
 		count_close(w, s->close_code);
 		return -1;
 	}
-	if (s->c_count || (s->a_count && !s->closing))
+	if (!ptrq_empty(&s->ctrl) || (!ptrq_empty(&s->audio) && !s->closing))
 		lws_callback_on_writable(s->wsi);
 	return 0;
 }
@@ -137,6 +131,45 @@ void session_close(session *s, uint16_t code)
 }
 
 /* -- opening ------------------------------------------------------------ */
+
+static void set_send_buffer(struct lws *wsi, int bytes)
+{
+	int fd = (int)lws_get_socket_fd(wsi), one = 1;
+	if (bytes > 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+/* max_conns_per_user, host-wide: the user's oldest connections beyond the
+ * cap are closed 4003 by whichever worker owns them. */
+static void replace_older_connections(worker *w, const char *user)
+{
+	int victims[16];
+	int n = reg_user_evict(w->reg, user, (int)w->cfg.max_conns_per_user, victims, 16);
+	for (int i = 0; i < n; i++)
+		session_evict(w, victims[i], 4003);
+}
+
+/* Closes a session by registry index: here if it is ours, else its owner's. */
+void session_evict(worker *w, int reg_index, uint16_t code)
+{
+	if (w->reg->s[reg_index].proc == w->shm_index) {
+		if (w->by_reg[reg_index])
+			session_close(w->by_reg[reg_index], code);
+	} else {
+		bus_close_remote(w, reg_index, code);
+	}
+}
+
+/* heartbeat.timeout: a session with no inbound traffic for that long is
+ * closed 4008. Once a second over every session: O(sessions), ~1 ns each. */
+void session_sweep(worker *w)
+{
+	int64_t limit = (int64_t)uv_now(&w->loop) - w->cfg.heartbeat_timeout_ms;
+	for (session *s = w->sessions; s; s = s->all_next)
+		if (s->last_rx_ms < limit && !s->closing)
+			session_close(s, 4008);
+}
 
 typedef struct members_arg {
 	json_t *list;
@@ -204,17 +237,23 @@ int session_open(worker *w, session *s, struct lws *wsi)
 	memset(s, 0, sizeof *s);
 	s->wsi = wsi;
 	s->reg = -1;
-	s->a_cap = (uint32_t)w->cfg.outbound_queue_frames;
-	if (!(s->audio = calloc(s->a_cap, sizeof *s->audio)) || copy_grants(s, c) < 0)
+	if (ptrq_init(&s->audio, (uint32_t)w->cfg.outbound_queue_frames) < 0 ||
+	    ptrq_init(&s->ctrl, SESSION_CTRL_MAX) < 0 || copy_grants(s, c) < 0)
 		return -1;
+	int64_t now = (int64_t)uv_now(&w->loop);
+	tb_init(&s->rate, w->cfg.frames_per_second, w->cfg.frames_burst, now);
+	s->abuse.second_start_ms = now;
+	s->last_rx_ms = now;
+	set_send_buffer(wsi, (int)w->cfg.send_buffer);
 	s->listen_only = (uint8_t)c->perm_listen;
 	s->ssrc = shm_next_ssrc(w->shm);
 	make_session_id(id, sizeof id);
 	lws_get_peer_simple(wsi, ip, sizeof ip);
-	reg_info info = { id, c->sub, c->room, c->dev, ip, s->ssrc, c->perm_listen };
+	reg_info info = { id, c->sub, c->room, c->dev, ip, s->ssrc, c->perm_listen, clock_wall_us() };
 	if ((s->reg = reg_add(w->reg, w->shm_index, w->slot, &info)) < 0)
 		return -1;
-	w->reg->s[s->reg].connected_at_us = clock_wall_us();
+	w->by_reg[s->reg] = s;
+	DL_APPEND2(w->sessions, s, all_prev, all_next);
 	s->established = 1;
 	atomic_fetch_add_explicit(&w->me->c.connections, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&w->me->c.accepted_total, 1, memory_order_relaxed);
@@ -227,6 +266,7 @@ int session_open(worker *w, session *s, struct lws *wsi)
 	                                    members));
 	room_enter(w, s, c->room);
 	room_member_event(w, s, BUS_JOINED);
+	replace_older_connections(w, c->sub);
 	log_msg(LOG_DEBUG, "connect", &(log_fields){ .session = id, .user = c->sub, .room = c->room,
 	                                             .ip = ip, .latency_ms = -1 }, "%s", "");
 	return 0;
@@ -238,28 +278,47 @@ void session_closed(worker *w, session *s)
 		if (s->room)
 			room_member_event(w, s, BUS_LEFT);
 		room_exit(w, s);
+		w->by_reg[s->reg] = NULL;
 		reg_remove(w->reg, s->reg);
+		DL_DELETE2(w->sessions, s, all_prev, all_next);
 		atomic_fetch_sub_explicit(&w->me->c.connections, 1, memory_order_relaxed);
 		atomic_fetch_sub_explicit(&w->shm->host_connections, 1, memory_order_relaxed);
 		s->established = 0;
 	}
-	while (s->c_count) {
-		msgbuf_unref(s->ctrl[s->c_head]);
-		s->c_head = (s->c_head + 1) % SESSION_CTRL_MAX;
-		s->c_count--;
-	}
-	while (s->a_count) {
-		msgbuf_unref(s->audio[s->a_head]);
-		s->a_head = (s->a_head + 1) % s->a_cap;
-		s->a_count--;
-	}
-	free(s->audio);
+	msgbuf *m;
+	while ((m = ptrq_pop(&s->ctrl)))
+		msgbuf_unref(m);
+	while ((m = ptrq_pop(&s->audio)))
+		msgbuf_unref(m);
+	ptrq_free(&s->ctrl);
+	ptrq_free(&s->audio);
 	free(s->grants);
-	s->audio = NULL;
 	s->grants = NULL;
 }
 
 /* -- receiving ---------------------------------------------------------- */
+
+#define ABUSE_FACTOR 5
+#define ABUSE_SECONDS 5
+#define RATE_ERROR_EVERY_MS 1000
+
+/* The session's token bucket; a sender that stays above ABUSE_FACTOR times
+ * its rate for ABUSE_SECONDS is closed 4004. */
+static int within_rate(worker *w, session *s)
+{
+	int64_t now = (int64_t)uv_now(&w->loop);
+	if (abuse_note(&s->abuse, ABUSE_FACTOR * w->cfg.frames_per_second, ABUSE_SECONDS, now)) {
+		session_close(s, 4004);
+		return 0;
+	}
+	if (tb_take(&s->rate, now))
+		return 1;
+	if (now - s->rate_error_ms >= RATE_ERROR_EVERY_MS) {
+		s->rate_error_ms = now;
+		session_send_text(w, s, ctl_error("rate_limited", "audio frames over the rate limit are dropped"));
+	}
+	return 0;
+}
 
 static void on_audio(worker *w, session *s, const uint8_t *p, size_t len)
 {
@@ -269,7 +328,8 @@ static void on_audio(worker *w, session *s, const uint8_t *p, size_t len)
 	atomic_fetch_add_explicit(&r->frames_in, 1, memory_order_relaxed);
 	int drop = rtp_check(p, len) != RTP_OK ? DROP_INVALID
 	         : s->listen_only              ? DROP_LISTEN_ONLY
-	         : s->muted                    ? DROP_MUTED : -1;
+	         : s->muted                    ? DROP_MUTED
+	         : !within_rate(w, s)          ? DROP_RATE : -1;
 	if (drop >= 0) {
 		count_drop(w, s, drop);
 		return;
@@ -294,6 +354,7 @@ int session_on_receive(worker *w, session *s, const void *in, size_t len)
 {
 	if (!s->established || s->closing)
 		return 0;
+	s->last_rx_ms = (int64_t)uv_now(&w->loop);
 	int first = lws_is_first_fragment(s->wsi), final = lws_is_final_fragment(s->wsi);
 	if (first)
 		s->msg_bytes = 0;

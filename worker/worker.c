@@ -25,6 +25,7 @@
 #define WORKER_FD_LISTEN 5
 #define ACCEPT_BATCH 256        /* bounded work per wakeup, fairness with traffic */
 #define SHUTDOWN_POLL_MS 10
+#define SWEEP_MS 1000
 
 static int parse_args(worker *w, int argc, char **argv, const char **file)
 {
@@ -99,6 +100,11 @@ static void on_listen_readable(uv_poll_t *h, int status, int events)
 
 static void on_handle_closed(uv_handle_t *h) { (void)h; }
 
+static void on_sweep(uv_timer_t *t)
+{
+	session_sweep(t->loop->data);
+}
+
 static void on_shutdown_poll(uv_timer_t *t)
 {
 	worker *w = t->loop->data;
@@ -122,6 +128,7 @@ static void worker_stop(worker *w, int signum)
 	uv_close((uv_handle_t *)&w->sig_int, on_handle_closed);
 	uv_close((uv_handle_t *)&w->sig_usr1, on_handle_closed);
 	bus_stop(w);
+	uv_close((uv_handle_t *)&w->sweep, on_handle_closed);
 	server_destroy_step(w);
 	uv_timer_init(&w->loop, &w->shutdown_timer);
 	uv_timer_start(&w->shutdown_timer, on_shutdown_poll, SHUTDOWN_POLL_MS, SHUTDOWN_POLL_MS);
@@ -182,14 +189,19 @@ int worker_main(int argc, char **argv)
 	w.keys = (token_keys){ w.cfg.hs256_secret_len ? w.cfg.hs256_secret : NULL,
 	                       w.cfg.hs256_secret_len, w.cfg.has_ed25519 ? w.cfg.ed25519_pk : NULL };
 	msgbuf_pool_init((size_t)w.cfg.max_frame_bytes);
+	/* virtual: only the pages of indexes this worker uses are touched */
+	w.by_reg = calloc((size_t)w.reg->capacity, sizeof *w.by_reg);
+	tb_init(&w.handshakes, w.cfg.handshakes_per_second, w.cfg.handshakes_per_second, 0);
 	if (drop_privileges(w.cfg.user) < 0)
 		return 1;
 	uv_loop_init(&w.loop);
 	w.loop.data = &w;
 	watch_signals(&w);
-	if (sodium_init() < 0 || bus_start(&w) < 0 || server_create(&w) < 0 ||
+	if (!w.by_reg || sodium_init() < 0 || bus_start(&w) < 0 || server_create(&w) < 0 ||
 	    watch_listeners(&w) < 0)
 		return 1;
+	uv_timer_init(&w.loop, &w.sweep);
+	uv_timer_start(&w.sweep, on_sweep, SWEEP_MS, SWEEP_MS);
 	atomic_store(&w.me->state, SHM_PROC_READY);
 	log_info("worker_ready", "generation %d pid %d", w.generation, (int)getpid());
 	uv_run(&w.loop, UV_RUN_DEFAULT);

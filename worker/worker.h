@@ -13,6 +13,8 @@
 #include "common/config.h"
 #include "common/shm.h"
 #include "common/token.h"
+#include "common/ptrq.h"
+#include "common/ratelimit.h"
 #include "proto/rtp.h"
 #include "worker/msgbuf.h"
 
@@ -30,6 +32,7 @@ typedef struct session {
 	struct lws *wsi;
 	local_room *room;
 	struct session *room_prev, *room_next;
+	struct session *all_prev, *all_next;   /* every session of the worker, for sweeps */
 	int reg;                         /* registry index, -1 until registered */
 	uint32_t ssrc;
 	uint8_t established, muted, listen_only, closing, rooms_any;
@@ -38,10 +41,13 @@ typedef struct session {
 	char *grants;                    /* token's room then its rooms, packed NUL-separated */
 	int n_grants;
 	rtp_seq_stats seq;
-	msgbuf **audio;                  /* ring, cfg.outbound_queue_frames entries */
-	uint32_t a_head, a_count, a_cap;
-	msgbuf *ctrl[SESSION_CTRL_MAX];  /* ring, always written first, never dropped */
-	uint32_t c_head, c_count;
+	ptrq audio;                      /* outbound_queue_frames shared frames, drop-oldest */
+	ptrq ctrl;                       /* SESSION_CTRL_MAX, written first, never dropped */
+	token_bucket rate;               /* frames_per_second, frames_burst */
+	abuse_meter abuse;               /* > 5x the rate for 5 s: close 4004 */
+	int64_t rate_error_ms;           /* last rate_limited error sent (loop ms) */
+	int64_t overflow_since_ms;       /* audio queue overflowing since (0 = it is not) */
+	int64_t last_rx_ms;              /* last inbound traffic, for heartbeat.timeout */
 	int64_t bad_ctl_since_ms;
 	int bad_ctl_count;
 } session;
@@ -78,6 +84,10 @@ typedef struct worker {
 	token_claims pending;
 
 	local_room *rooms;               /* room.c's table (uthash), rooms with local members */
+	session *sessions;               /* every established session (utlist via all_*) */
+	session **by_reg;                /* registry index -> local session */
+	uv_timer_t sweep;                /* heartbeat timeouts, once a second */
+	token_bucket handshakes;         /* handshakes_per_second */
 
 	/* bus.c */
 	nng_socket bus_pub, bus_sub;
@@ -108,6 +118,8 @@ int session_on_receive(worker *w, session *s, const void *in, size_t len);
 void session_send(worker *w, session *s, msgbuf *m);
 void session_send_text(worker *w, session *s, char *json);  /* takes ownership of json */
 void session_close(session *s, uint16_t code);
+void session_sweep(worker *w);       /* heartbeat.timeout: close 4008 */
+void session_evict(worker *w, int reg_index, uint16_t code);
 json_t *session_room_members(worker *w, const char *room, int except_reg);
 
 /* control.c */
@@ -126,6 +138,7 @@ int bus_start(worker *w);
 void bus_stop(worker *w);
 void bus_subscribe(worker *w, const char *room);
 void bus_unsubscribe(worker *w, const char *room);
+void bus_close_remote(worker *w, int reg_index, uint16_t code);
 void bus_publish(worker *w, const char *room, uint8_t type, uint8_t event, uint32_t ssrc,
                  int64_t recv_us, const void *payload, size_t len);
 

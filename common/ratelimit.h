@@ -1,0 +1,33 @@
+/* ratelimit.h: a token bucket in integer arithmetic (per session frames,
+ * per worker handshakes) and the abuse detector of SPEC 4.4/issue 4: a sender
+ * that stays above a multiple of its rate for several whole seconds.
+ * Pure functions of the time passed in: no clock reads, no allocation. */
+#ifndef AGW_RATELIMIT_H
+#define AGW_RATELIMIT_H
+
+#include <stdint.h>
+
+typedef struct token_bucket {
+	int64_t tokens_milli;        /* thousandths of a token */
+	int64_t last_ms;
+	int64_t rate;                /* tokens per second; 0 = unlimited */
+	int64_t burst;               /* capacity in tokens */
+} token_bucket;
+
+void tb_init(token_bucket *b, int64_t rate, int64_t burst, int64_t now_ms);
+/* Changes the limits, keeping the tokens (capped to the new burst). */
+void tb_set(token_bucket *b, int64_t rate, int64_t burst);
+/* 1 = take one token (allowed), 0 = over the limit. */
+int tb_take(token_bucket *b, int64_t now_ms);
+
+typedef struct abuse_meter {
+	int64_t second_start_ms;
+	int64_t count;               /* events in the current second */
+	int32_t over_seconds;        /* consecutive whole seconds over the threshold */
+} abuse_meter;
+
+/* Counts one event; returns 1 when the rate has been above threshold per
+ * second for at least `seconds` consecutive seconds. */
+int abuse_note(abuse_meter *m, int64_t threshold, int seconds, int64_t now_ms);
+
+#endif
