@@ -91,6 +91,8 @@ static int ip_slot(reg_area *r, const char *ip)
 
 static void ip_add(reg_area *r, const char *ip, int delta)
 {
+	if (!ip[0])
+		return;  /* unknown address: "" would look like an empty slot */
 	int i = ip_slot(r, ip);
 	if (i < 0 || (!r->ips[i].ip[0] && (delta < 0 || r->ips_used >= REG_IP_SLOTS - 1)))
 		return;  /* full: this address goes uncounted rather than refused */

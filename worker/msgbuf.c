@@ -20,24 +20,27 @@ msgbuf *msgbuf_audio(void)
 		return NULL;
 	m->refs = 1;
 	m->len = 0;
-	m->text = 0;
+	m->kind = MSG_AUDIO;
 	m->pooled = 1;
 	return m;
 }
 
-msgbuf *msgbuf_text(const char *text, size_t len)
+static msgbuf *msgbuf_copy(uint8_t kind, const void *data, size_t len)
 {
 	msgbuf *m = malloc(sizeof *m + LWS_PRE + len);
 	if (!m)
 		return NULL;
 	m->refs = 1;
 	m->len = (uint32_t)len;
-	m->text = 1;
+	m->kind = kind;
 	m->pooled = 0;
 	m->recv_us = 0;
-	memcpy(msgbuf_payload(m), text, len);
+	memcpy(msgbuf_payload(m), data, len);
 	return m;
 }
+
+msgbuf *msgbuf_text(const char *text, size_t len) { return msgbuf_copy(MSG_TEXT, text, len); }
+msgbuf *msgbuf_ping(const void *payload, size_t len) { return msgbuf_copy(MSG_PING, payload, len); }
 
 void msgbuf_unref(msgbuf *m)
 {

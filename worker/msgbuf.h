@@ -11,10 +11,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+enum msgbuf_kind { MSG_AUDIO = 0, MSG_TEXT, MSG_PING };
+
 typedef struct msgbuf {
 	uint32_t refs;
 	uint32_t len;                /* payload bytes at data + LWS_PRE */
-	uint8_t text;                /* 1 = text (control) message, 0 = binary (audio) */
+	uint8_t kind;                /* enum msgbuf_kind */
 	uint8_t pooled;
 	int64_t recv_us;             /* monotonic time the frame arrived (audio) */
 	struct msgbuf *next_free;
@@ -26,6 +28,7 @@ static inline unsigned char *msgbuf_payload(msgbuf *m) { return m->data + LWS_PR
 void msgbuf_pool_init(size_t max_payload);
 msgbuf *msgbuf_audio(void);                        /* refs = 1, len = 0 */
 msgbuf *msgbuf_text(const char *text, size_t len); /* refs = 1, a copy */
+msgbuf *msgbuf_ping(const void *payload, size_t len); /* a WebSocket ping */
 static inline msgbuf *msgbuf_ref(msgbuf *m) { m->refs++; return m; }
 void msgbuf_unref(msgbuf *m);
 

@@ -55,6 +55,9 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		return session_on_writeable(w, s);
 	case LWS_CALLBACK_RECEIVE:
 		return session_on_receive(w, s, in, len);
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		session_peer_closed(s, in, len);
+		return 0;
 	case LWS_CALLBACK_RECEIVE_PONG:
 		s->last_rx_ms = (int64_t)uv_now(&w->loop);
 		return 0;
@@ -91,12 +94,10 @@ int server_create(worker *w)
 	info.pcontext = &w->ctx;
 	info.user = w;
 	info.max_http_header_data = 8192;  /* the token may be in the URI: up to 4 KiB */
-	/* lws sends the WebSocket pings; session_sweep() closes 4008 on silence,
-	 * so lws's own hangup (no close code) is set well beyond it. */
-	static lws_retry_bo_t retry;
-	retry.secs_since_valid_ping = (uint16_t)(w->cfg.heartbeat_interval_ms < 1000 ? 1
-	                                         : w->cfg.heartbeat_interval_ms / 1000);
-	retry.secs_since_valid_hangup = (uint16_t)(w->cfg.heartbeat_timeout_ms / 1000 * 4 + 60);
+	/* session_sweep() sends the pings and closes 4008 on silence: lws's
+	 * own validity pings and hangup are pushed out of the way. */
+	static const lws_retry_bo_t retry = { .secs_since_valid_ping = 65000,
+	                                      .secs_since_valid_hangup = 65535 };
 	info.retry_and_idle_policy = &retry;
 	w->ctx = lws_create_context(&info);
 	if (!w->ctx) {

@@ -37,10 +37,10 @@ static void count_drop(worker *w, session *s, int reason)
 
 static int write_msg(worker *w, session *s, msgbuf *m)
 {
-	int n = lws_write(s->wsi, msgbuf_payload(m), m->len, m->text ? LWS_WRITE_TEXT : LWS_WRITE_BINARY);
-	if (n < 0)
+	static const enum lws_write_protocol op[] = { LWS_WRITE_BINARY, LWS_WRITE_TEXT, LWS_WRITE_PING };
+	if (lws_write(s->wsi, msgbuf_payload(m), m->len, op[m->kind]) < 0)
 		return -1;
-	if (!m->text) {
+	if (m->kind == MSG_AUDIO) {
 		atomic_fetch_add_explicit(&w->me->c.frames_out, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&w->me->c.bytes_out, m->len, memory_order_relaxed);
 		atomic_fetch_add_explicit(&w->reg->s[s->reg].frames_out, 1, memory_order_relaxed);
@@ -73,7 +73,7 @@ void session_send(worker *w, session *s, msgbuf *m)
 			session_close(s, 1011);
 		return;
 	}
-	if (!m->text)
+	if (m->kind == MSG_AUDIO)
 		enqueue_audio(w, s, m);
 	else if (ptrq_push(&s->ctrl, msgbuf_ref(m)) < 0) {
 		msgbuf_unref(m);
@@ -94,6 +94,19 @@ void session_send_text(worker *w, session *s, char *json)
 	msgbuf_unref(m);
 }
 
+/* lws 4.1.6 sends the lws_close_reason() frame when a callback returns -1
+ * while receiving, but from WRITEABLE it only shuts the socket down: there we
+ * write the close frame ourselves (LWS_WRITE_CLOSE is lws's opcode 4,
+ * "handled by lws_close_reason()" in its header), then hang up. */
+static int write_close_frame(session *s)
+{
+	unsigned char buf[LWS_PRE + 2];
+	buf[LWS_PRE] = (unsigned char)(s->close_code >> 8);
+	buf[LWS_PRE + 1] = (unsigned char)s->close_code;
+	lws_write(s->wsi, buf + LWS_PRE, 2, (enum lws_write_protocol)4);
+	return -1;
+}
+
 static msgbuf *dequeue(session *s)
 {
 	msgbuf *m = ptrq_pop(&s->ctrl);
@@ -111,23 +124,52 @@ int session_on_writeable(worker *w, session *s)
 	}
 	if (ptrq_empty(&s->audio))
 		s->overflow_since_ms = 0;
-	if (s->closing && ptrq_empty(&s->ctrl)) {
-		lws_close_reason(s->wsi, s->close_code, NULL, 0);
-		count_close(w, s->close_code);
-		return -1;
-	}
+	if (s->closing && ptrq_empty(&s->ctrl))
+		return write_close_frame(s);
 	if (!ptrq_empty(&s->ctrl) || (!ptrq_empty(&s->audio) && !s->closing))
 		lws_callback_on_writable(s->wsi);
 	return 0;
 }
 
-void session_close(session *s, uint16_t code)
+#define CLOSE_GRACE_S 2  /* a client that cannot take its close frame is dropped */
+
+static const char *reason_for_code(uint16_t code)
+{
+	switch (code) {
+	case 4001: return "kicked";
+	case 4002: return "slow_consumer";
+	case 4003: return "replaced";
+	case 4004: return "rate_limit";
+	case 4008: return "heartbeat";
+	case 1001: return "shutdown";
+	default: return "error";
+	}
+}
+
+void session_close_for(session *s, uint16_t code, const char *reason)
 {
 	if (s->closing)
 		return;
 	s->closing = 1;
 	s->close_code = code;
+	s->end_reason = reason;
 	lws_callback_on_writable(s->wsi);
+	lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
+}
+
+void session_close(session *s, uint16_t code)
+{
+	session_close_for(s, code, reason_for_code(code));
+}
+
+/* The client sent a close frame: its session ends with its own code. */
+void session_peer_closed(session *s, const void *payload, size_t len)
+{
+	const unsigned char *p = payload;
+	if (s->end_reason)
+		return;
+	s->end_reason = "client";
+	s->close_code = len >= 2 ? (uint16_t)(p[0] << 8 | p[1]) : 1005;
 }
 
 /* -- opening ------------------------------------------------------------ */
@@ -161,14 +203,33 @@ void session_evict(worker *w, int reg_index, uint16_t code)
 	}
 }
 
-/* heartbeat.timeout: a session with no inbound traffic for that long is
- * closed 4008. Once a second over every session: O(sessions), ~1 ns each. */
+/* Heartbeat, once a second over every session (O(sessions), a few ns
+ * each): a ping every heartbeat.interval, and close 4008 after
+ * heartbeat.timeout without inbound traffic. The pings carry a payload:
+ * lws 4.1.6 reports no RECEIVE_PONG for an empty pong (so lws's own
+ * validity pings cannot tell a live client). One ping buffer is shared. */
 void session_sweep(worker *w)
 {
-	int64_t limit = (int64_t)uv_now(&w->loop) - w->cfg.heartbeat_timeout_ms;
-	for (session *s = w->sessions; s; s = s->all_next)
-		if (s->last_rx_ms < limit && !s->closing)
+	int64_t now = (int64_t)uv_now(&w->loop);
+	int64_t silent_since = now - w->cfg.heartbeat_timeout_ms;
+	int64_t ping_before = now - w->cfg.heartbeat_interval_ms;
+	msgbuf *ping = NULL;
+	for (session *s = w->sessions; s; s = s->all_next) {
+		if (s->closing)
+			continue;
+		if (s->last_rx_ms < silent_since) {
 			session_close(s, 4008);
+			continue;
+		}
+		if (s->last_ping_ms > ping_before)
+			continue;
+		if (!ping && !(ping = msgbuf_ping("agw", 3)))
+			return;
+		s->last_ping_ms = now;
+		session_send(w, s, ping);
+	}
+	if (ping)
+		msgbuf_unref(ping);
 }
 
 typedef struct members_arg {
@@ -243,7 +304,7 @@ int session_open(worker *w, session *s, struct lws *wsi)
 	int64_t now = (int64_t)uv_now(&w->loop);
 	tb_init(&s->rate, w->cfg.frames_per_second, w->cfg.frames_burst, now);
 	s->abuse.second_start_ms = now;
-	s->last_rx_ms = now;
+	s->last_rx_ms = s->last_ping_ms = now;
 	set_send_buffer(wsi, (int)w->cfg.send_buffer);
 	s->listen_only = (uint8_t)c->perm_listen;
 	s->ssrc = shm_next_ssrc(w->shm);
@@ -275,6 +336,15 @@ int session_open(worker *w, session *s, struct lws *wsi)
 void session_closed(worker *w, session *s)
 {
 	if (s->established) {
+		if (!s->end_reason) {
+			s->end_reason = "lost";  /* no close frame either way */
+			s->close_code = 1006;
+		}
+		count_close(w, s->close_code);
+		log_msg(LOG_DEBUG, "disconnect", &(log_fields){ .session = w->reg->s[s->reg].id,
+		        .user = w->reg->s[s->reg].user, .room = w->reg->s[s->reg].room,
+		        .ip = w->reg->s[s->reg].ip, .reason = s->end_reason, .latency_ms = -1 },
+		        "close code %u", s->close_code);
 		if (s->room)
 			room_member_event(w, s, BUS_LEFT);
 		room_exit(w, s);
@@ -292,6 +362,9 @@ void session_closed(worker *w, session *s)
 		msgbuf_unref(m);
 	ptrq_free(&s->ctrl);
 	ptrq_free(&s->audio);
+	if (s->partial)
+		msgbuf_unref(s->partial);
+	s->partial = NULL;
 	free(s->grants);
 	s->grants = NULL;
 }
@@ -350,33 +423,48 @@ static void on_audio(worker *w, session *s, const uint8_t *p, size_t len)
 	msgbuf_unref(m);
 }
 
+static void on_message(worker *w, session *s, const void *data, size_t len, int binary)
+{
+	if (binary)
+		on_audio(w, s, data, len);
+	else
+		control_on_message(w, s, data, len);
+}
+
+/* lws hands a message over in pieces when a socket read ends inside it (or
+ * the client fragments it): those pieces are gathered in one pooled buffer,
+ * never more than max_frame_bytes; a whole message is used in place. */
 int session_on_receive(worker *w, session *s, const void *in, size_t len)
 {
 	if (!s->established || s->closing)
 		return 0;
 	s->last_rx_ms = (int64_t)uv_now(&w->loop);
-	int first = lws_is_first_fragment(s->wsi), final = lws_is_final_fragment(s->wsi);
-	if (first)
-		s->msg_bytes = 0;
+	size_t remaining = lws_remaining_packet_payload(s->wsi);
+	int complete = lws_is_final_fragment(s->wsi) && remaining == 0;
 	s->msg_bytes += (uint32_t)len;
-	if (s->msg_bytes + lws_remaining_packet_payload(s->wsi) > (uint64_t)w->cfg.max_frame_bytes) {
-		/* Never buffered whole: refuse at the first chunk that tells. */
+	if (s->msg_bytes + remaining > (uint64_t)w->cfg.max_frame_bytes) {
+		/* Never buffered whole: refuse at the first piece that tells. */
 		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, NULL, 0);
-		count_close(w, 1009);
+		s->close_code = 1009;
+		s->end_reason = "error";
 		return -1;
 	}
 	int binary = lws_frame_is_binary(s->wsi);
-	if (!first || !final || lws_remaining_packet_payload(s->wsi)) {
-		/* Fragmented messages are not part of the protocol: one message, one frame. */
-		if (final && binary)
-			count_drop(w, s, DROP_INVALID);
-		else if (final)
-			session_send_text(w, s, ctl_error("bad_request", "fragmented messages are not supported"));
+	if (complete && !s->partial) {
+		s->msg_bytes = 0;
+		on_message(w, s, in, len, binary);
 		return 0;
 	}
-	if (binary)
-		on_audio(w, s, in, len);
-	else
-		control_on_message(w, s, in, len);
+	if (!s->partial && !(s->partial = msgbuf_audio()))
+		return -1;
+	memcpy(msgbuf_payload(s->partial) + s->partial->len, in, len);
+	s->partial->len += (uint32_t)len;
+	if (complete) {
+		msgbuf *m = s->partial;
+		s->partial = NULL;
+		s->msg_bytes = 0;
+		on_message(w, s, msgbuf_payload(m), m->len, binary);
+		msgbuf_unref(m);
+	}
 	return 0;
 }

@@ -26,6 +26,8 @@
 #define ACCEPT_BATCH 256        /* bounded work per wakeup, fairness with traffic */
 #define SHUTDOWN_POLL_MS 10
 #define SWEEP_MS 1000
+#define READY_CHECK_MS 10
+#define READY_WAIT_MAX_MS 3000
 
 static int parse_args(worker *w, int argc, char **argv, const char **file)
 {
@@ -99,6 +101,23 @@ static void on_listen_readable(uv_poll_t *h, int status, int events)
 }
 
 static void on_handle_closed(uv_handle_t *h) { (void)h; }
+
+/* Ready (for the supervisor, for a reload) once the bus reaches every peer:
+ * until then frames to members on other workers could be lost. A peer that
+ * never answers does not hold us back longer than READY_WAIT_MAX_MS. */
+static void on_ready_check(uv_timer_t *t)
+{
+	worker *w = t->loop->data;
+	int64_t waited = (int64_t)uv_now(&w->loop) - w->started_ms;
+	if (!w->stopping && !bus_connected(w) && waited < READY_WAIT_MAX_MS)
+		return;
+	uv_close((uv_handle_t *)t, on_handle_closed);
+	if (w->stopping)
+		return;
+	atomic_store(&w->me->state, SHM_PROC_READY);
+	log_info("worker_ready", "generation %d pid %d%s", w->generation, (int)getpid(),
+	         bus_connected(w) ? "" : " (bus mesh incomplete)");
+}
 
 static void on_sweep(uv_timer_t *t)
 {
@@ -202,8 +221,9 @@ int worker_main(int argc, char **argv)
 		return 1;
 	uv_timer_init(&w.loop, &w.sweep);
 	uv_timer_start(&w.sweep, on_sweep, SWEEP_MS, SWEEP_MS);
-	atomic_store(&w.me->state, SHM_PROC_READY);
-	log_info("worker_ready", "generation %d pid %d", w.generation, (int)getpid());
+	w.started_ms = (int64_t)uv_now(&w.loop);
+	uv_timer_init(&w.loop, &w.ready_check);
+	uv_timer_start(&w.ready_check, on_ready_check, 0, READY_CHECK_MS);
 	uv_run(&w.loop, UV_RUN_DEFAULT);
 	int rc = uv_loop_close(&w.loop);
 	log_info("worker_exit", "stopped%s", rc ? " (loop not clean)" : "");

@@ -36,8 +36,10 @@ typedef struct session {
 	int reg;                         /* registry index, -1 until registered */
 	uint32_t ssrc;
 	uint8_t established, muted, listen_only, closing, rooms_any;
-	uint16_t close_code;
+	uint16_t close_code;             /* sent, or received from the client; 1006 = none */
+	const char *end_reason;          /* audit/log disconnect reason (SPEC 6.4) */
 	uint32_t msg_bytes;              /* bytes of the message being received */
+	msgbuf *partial;                 /* a message arriving in pieces, else NULL */
 	char *grants;                    /* token's room then its rooms, packed NUL-separated */
 	int n_grants;
 	rtp_seq_stats seq;
@@ -48,6 +50,7 @@ typedef struct session {
 	int64_t rate_error_ms;           /* last rate_limited error sent (loop ms) */
 	int64_t overflow_since_ms;       /* audio queue overflowing since (0 = it is not) */
 	int64_t last_rx_ms;              /* last inbound traffic, for heartbeat.timeout */
+	int64_t last_ping_ms;
 	int64_t bad_ctl_since_ms;
 	int bad_ctl_count;
 } session;
@@ -94,6 +97,9 @@ typedef struct worker {
 	uv_poll_t bus_poll;
 	uv_timer_t bus_discover;
 	uint8_t bus_dialed[SHM_MAX_PROCS], bus_dialed_sup;
+	_Atomic int bus_sub_pipes, bus_pub_pipes;
+	uv_timer_t ready_check;
+	int64_t started_ms;
 	uint8_t bus_buf[64 * 1024];
 } worker;
 
@@ -118,6 +124,8 @@ int session_on_receive(worker *w, session *s, const void *in, size_t len);
 void session_send(worker *w, session *s, msgbuf *m);
 void session_send_text(worker *w, session *s, char *json);  /* takes ownership of json */
 void session_close(session *s, uint16_t code);
+void session_close_for(session *s, uint16_t code, const char *reason);
+void session_peer_closed(session *s, const void *payload, size_t len);
 void session_sweep(worker *w);       /* heartbeat.timeout: close 4008 */
 void session_evict(worker *w, int reg_index, uint16_t code);
 json_t *session_room_members(worker *w, const char *room, int except_reg);
@@ -136,6 +144,7 @@ void room_member_event(worker *w, session *s, uint8_t event);  /* local + bus */
 /* bus.c */
 int bus_start(worker *w);
 void bus_stop(worker *w);
+int bus_connected(worker *w);     /* 1 once the mesh with every live peer is up */
 void bus_subscribe(worker *w, const char *room);
 void bus_unsubscribe(worker *w, const char *room);
 void bus_close_remote(worker *w, int reg_index, uint16_t code);

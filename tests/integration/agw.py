@@ -207,11 +207,26 @@ class WS:
         assert not b1 & 0x80, "server frames must not be masked"
         return b0 & 0x0f, self._read(n)
 
+    def recv_frame_timeout(self, timeout):
+        """One raw frame (opcode, payload) or socket.timeout; pings are not answered."""
+        self.sock.settimeout(timeout)
+        if not self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("connection closed by the server")
+            self.buf += chunk
+        self.sock.settimeout(10)
+        return self.recv_frame()
+
     def recv(self, timeout=None):
         """Next data message: ("text", str), ("binary", bytes) or ("close", code, reason)."""
-        if timeout is not None:
-            self.sock.settimeout(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise socket.timeout("timed out")
+                self.sock.settimeout(left)
             op, payload = self.recv_frame()
             if op == 0x9:
                 if self.auto_pong:
