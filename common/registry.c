@@ -254,6 +254,19 @@ int reg_each_of_user(reg_area *r, const char *user, reg_visit fn, void *arg)
 	return n;
 }
 
+int reg_each_live(reg_area *r, reg_visit fn, void *arg)
+{
+	int n = 0;
+	reg_lock(r);
+	for (int i = 0; i < r->high_water; i++)
+		if (r->s[i].state == REG_LIVE) {
+			fn(&r->s[i], i, arg);
+			n++;
+		}
+	reg_unlock(r);
+	return n;
+}
+
 int reg_remove_proc(reg_area *r, int proc, reg_visit fn, void *arg)
 {
 	int n = 0;
@@ -267,4 +280,38 @@ int reg_remove_proc(reg_area *r, int proc, reg_visit fn, void *arg)
 		}
 	reg_unlock(r);
 	return n;
+}
+
+/* -- bans: open addressing; a slot once used keeps its user until reused -- */
+
+int reg_ban_user(reg_area *r, const char *user, int64_t until_us, int64_t now_us)
+{
+	int rc = -1;
+	reg_lock(r);
+	uint32_t i = reg_hash(user) & (REG_BAN_SLOTS - 1);
+	for (int n = 0; n < REG_BAN_SLOTS; n++, i = (i + 1) & (REG_BAN_SLOTS - 1)) {
+		reg_ban *b = &r->bans[i];
+		if (b->until_us && strcmp(b->user, user) && b->until_us > now_us)
+			continue;  /* another user's live ban */
+		copy_name(b->user, sizeof b->user, user);
+		b->until_us = until_us;
+		rc = 0;
+		break;
+	}
+	reg_unlock(r);
+	return rc;
+}
+
+int reg_is_banned(reg_area *r, const char *user, int64_t now_us)
+{
+	int banned = 0;
+	reg_lock(r);
+	uint32_t i = reg_hash(user) & (REG_BAN_SLOTS - 1);
+	for (int n = 0; n < REG_BAN_SLOTS && r->bans[i].until_us; n++, i = (i + 1) & (REG_BAN_SLOTS - 1))
+		if (!strcmp(r->bans[i].user, user)) {
+			banned = r->bans[i].until_us > now_us;
+			break;
+		}
+	reg_unlock(r);
+	return banned;
 }

@@ -54,6 +54,14 @@ typedef struct reg_ip {
 	int32_t count;
 } reg_ip;
 
+#define REG_BAN_SLOTS 4096         /* users banned at once; a power of two */
+
+/* kick --ban: handshakes of the user are refused 403 until until_us. */
+typedef struct reg_ban {
+	char user[REG_NAME_MAX + 1];
+	int64_t until_us;            /* wall clock; 0 = empty slot */
+} reg_ban;
+
 typedef struct reg_area {
 	pthread_mutex_t lock;
 	int32_t capacity;
@@ -64,6 +72,7 @@ typedef struct reg_area {
 	int32_t user_head[REG_BUCKETS];
 	int32_t ips_used;
 	reg_ip ips[REG_IP_SLOTS];    /* open addressing, linear probing */
+	reg_ban bans[REG_BAN_SLOTS]; /* open addressing; expired slots are reused */
 	reg_session s[];
 } reg_area;
 
@@ -96,6 +105,11 @@ int reg_ip_count(reg_area *r, const char *ip);
  * replaced until at most max others remain, and returns them (at most
  * out_max); their owners close them 4003. */
 int reg_user_evict(reg_area *r, const char *user, int max, int *out, int out_max);
+/* Bans (lock taken). reg_ban_user returns -1 when the table is full of live bans. */
+int reg_ban_user(reg_area *r, const char *user, int64_t until_us, int64_t now_us);
+int reg_is_banned(reg_area *r, const char *user, int64_t now_us);
+/* Visit every live session (the callback runs under the lock). */
+int reg_each_live(reg_area *r, reg_visit fn, void *arg);
 /* Remove every session a dead worker process owned, visiting each first. */
 int reg_remove_proc(reg_area *r, int proc, reg_visit fn, void *arg);
 

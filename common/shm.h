@@ -34,6 +34,11 @@ enum shm_drop { DROP_INVALID, DROP_RATE, DROP_MUTED, DROP_QUEUE, DROP_LISTEN_ONL
 enum shm_close { CLOSE_1000, CLOSE_1001, CLOSE_1006, CLOSE_1008, CLOSE_1009, CLOSE_1011,
                  CLOSE_4001, CLOSE_4002, CLOSE_4003, CLOSE_4004, CLOSE_4008, SHM_CLOSE_CODES };
 
+/* Relay latency histogram bounds in microseconds (the last bucket is +Inf). */
+#define SHM_LATENCY_BUCKETS 14
+static const int64_t shm_latency_bounds_us[SHM_LATENCY_BUCKETS - 1] = {
+	100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000 };
+
 /* Counters of one worker process. Totals only grow; gauges go up and down. */
 typedef struct shm_counters {
 	_Atomic int64_t connections;        /* gauge: open WebSocket sessions */
@@ -44,6 +49,10 @@ typedef struct shm_counters {
 	_Atomic uint64_t frames_dropped[SHM_DROP_REASONS];
 	_Atomic uint64_t closes[SHM_CLOSE_CODES];
 	_Atomic uint64_t bus_in_total, bus_out_total;
+	_Atomic int64_t outbound_queue_frames;        /* gauge: audio frames queued */
+	_Atomic uint64_t latency_buckets[SHM_LATENCY_BUCKETS]; /* sampled relay latency, cumulative "le" */
+	_Atomic uint64_t latency_count, latency_sum_us;
+	_Atomic uint64_t audit_events, audit_dropped;
 } shm_counters;
 
 typedef struct shm_proc {

@@ -46,7 +46,7 @@ int bus_decode(const uint8_t *p, size_t len, bus_msg *m)
 	m->payload_len = len - rlen - BUS_HEADER_LEN;
 	if (m->type == BUS_MEMBER && (m->event < BUS_JOINED || m->event > BUS_UNMUTED))
 		return -1;
-	return m->type >= BUS_FRAME && m->type <= BUS_CLOSE ? 0 : -1;
+	return m->type >= BUS_FRAME && m->type <= BUS_ADMIN ? 0 : -1;
 }
 
 const char *bus_event_name(uint8_t event)

@@ -12,7 +12,14 @@
 
 #define BUS_HEADER_LEN 16
 
-enum bus_type { BUS_FRAME = 1, BUS_MEMBER = 2, BUS_CLOSE = 3 };
+enum bus_type { BUS_FRAME = 1, BUS_MEMBER = 2, BUS_CLOSE = 3, BUS_ADMIN = 4 };
+
+/* BUS_ADMIN: an operator's action, from the supervisor. event = the op;
+ * for ops on one session the topic is its worker's, ssrc its registry index
+ * and the payload "SESSION_ID\0TEXT"; ADMIN_SYSTEM goes to a room's topic,
+ * or to BUS_ALL_TOPIC for every room, with the text as payload. */
+enum bus_admin_op { ADMIN_KICK = 1, ADMIN_MUTE, ADMIN_UNMUTE, ADMIN_MESSAGE, ADMIN_SYSTEM };
+#define BUS_ALL_TOPIC "\x02"
 
 /* BUS_CLOSE asks the worker owning a session to close it. Its topic is the
  * worker's own, "\x01" + its process entry number (room names cannot hold

@@ -100,3 +100,31 @@ char *ctl_error(const char *code, const char *msg)
 {
 	return dump(json_pack("{s:s, s:s, s:s}", "type", "error", "code", code, "msg", msg));
 }
+
+char *ctl_system(const char *text)
+{
+	return dump(json_pack("{s:s, s:s}", "type", "system", "text", text));
+}
+
+char *ctl_kicked(const char *reason)
+{
+	return dump(json_pack("{s:s, s:s}", "type", "kicked", "reason", reason));
+}
+
+char *ctl_by_admin(const char *type)
+{
+	return dump(json_pack("{s:s, s:s}", "type", type, "by", "admin"));
+}
+
+char *ctl_message(const char *data_json)
+{
+	json_t *data = json_loads(data_json, JSON_DECODE_ANY, NULL);
+	if (!data)
+		return NULL;
+	return dump(json_pack("{s:s, s:o}", "type", "message", "data", data));
+}
+
+char *ctl_drain(int64_t reconnect_in_ms)
+{
+	return dump(json_pack("{s:s, s:I}", "type", "drain", "reconnect_in_ms", (json_int_t)reconnect_in_ms));
+}

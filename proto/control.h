@@ -31,5 +31,10 @@ char *ctl_joined(const char *room, json_t *members);
 char *ctl_member_event(const char *event, const char *user, uint32_t ssrc);
 char *ctl_pong(json_t *id, int64_t t_ms);
 char *ctl_error(const char *code, const char *msg);
+char *ctl_system(const char *text);
+char *ctl_kicked(const char *reason);
+char *ctl_by_admin(const char *type);          /* {"type":"muted"|"unmuted","by":"admin"} */
+char *ctl_message(const char *data_json);     /* {"type":"message","data":DATA}; NULL if not JSON */
+char *ctl_drain(int64_t reconnect_in_ms);
 
 #endif

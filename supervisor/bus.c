@@ -25,19 +25,51 @@ int sup_bus_open(supervisor *s)
 	return 0;
 }
 
+static void sup_bus_send(supervisor *s, const char *topic, const bus_msg *m)
+{
+	static uint8_t buf[16384];
+	size_t n = bus_encode(buf, sizeof buf, topic, m);
+	if (n)
+		nng_send(s->bus, buf, n, NNG_FLAG_NONBLOCK);
+}
+
 static void publish_left(const reg_session *r, int index, void *arg)
 {
 	(void)index;
 	supervisor *s = arg;
-	uint8_t buf[2 * REG_NAME_MAX + BUS_HEADER_LEN + 8];
-	bus_msg m = { .type = BUS_MEMBER, .event = BUS_LEFT, .origin = (uint16_t)r->proc,
-	              .ssrc = r->ssrc, .payload = (const uint8_t *)r->user, .payload_len = strlen(r->user) };
-	size_t n = bus_encode(buf, sizeof buf, r->room, &m);
-	if (n)
-		nng_send(s->bus, buf, n, NNG_FLAG_NONBLOCK);
+	sup_bus_send(s, r->room, &(bus_msg){ .type = BUS_MEMBER, .event = BUS_LEFT,
+	                                     .origin = (uint16_t)r->proc, .ssrc = r->ssrc,
+	                                     .payload = (const uint8_t *)r->user,
+	                                     .payload_len = strlen(r->user) });
 }
 
 int sup_bus_worker_gone(supervisor *s, int proc)
 {
 	return reg_remove_proc(shm_registry(s->shm), proc, publish_left, s);
+}
+
+/* An operator's action for one session (kick, mute, unmute, message): to
+ * the topic of the worker that owns it. */
+void sup_bus_admin_session(supervisor *s, const reg_session *r, int index, uint8_t op,
+                           const char *text)
+{
+	char topic[16];
+	uint8_t payload[REG_ID_LEN + 1 + 8192];
+	size_t idlen = strlen(r->id), tlen = strlen(text);
+	if (tlen > sizeof payload - idlen - 2)
+		tlen = sizeof payload - idlen - 2;
+	memcpy(payload, r->id, idlen + 1);
+	memcpy(payload + idlen + 1, text, tlen);
+	payload[idlen + 1 + tlen] = '\0';
+	snprintf(topic, sizeof topic, "%c%d", BUS_WORKER_TOPIC_PREFIX, r->proc);
+	sup_bus_send(s, topic, &(bus_msg){ .type = BUS_ADMIN, .event = op, .ssrc = (uint32_t)index,
+	                                   .payload = payload, .payload_len = idlen + tlen + 2 });
+}
+
+/* A system message to a room's members, or to every room's with room NULL. */
+void sup_bus_system(supervisor *s, const char *room, const char *text)
+{
+	sup_bus_send(s, room ? room : BUS_ALL_TOPIC,
+	             &(bus_msg){ .type = BUS_ADMIN, .event = ADMIN_SYSTEM,
+	                         .payload = (const uint8_t *)text, .payload_len = strlen(text) });
 }

@@ -126,10 +126,12 @@ static void fleet_worker_exited(supervisor *s, worker_proc *w, int status)
 	int lost = sup_bus_worker_gone(s, w->shm_index);
 	if (lost)
 		log_warn("worker_exit", "slot %d: %d sessions lost with the worker", w->slot, lost);
+	metrics_retire(s, w->slot, w->shm_index);
 	shm_proc_release(s->shm, w->shm_index);
 	w->pid = 0;
 	if (s->stopping)
 		return;
+	s->worker_restarts++;
 	int64_t delay = fleet_backoff_ms(w, lived);
 	if (delay > 0)
 		log_warn("worker_restart", "slot %d keeps crashing (%d in a row): restart in %lld ms",
@@ -151,6 +153,8 @@ void fleet_reap(supervisor *s)
 int fleet_start_all(supervisor *s)
 {
 	s->n_workers = s->cfg.workers;
+	if (s->n_slots_seen < s->n_workers)
+		s->n_slots_seen = s->n_workers;
 	for (int i = 0; i < s->n_workers; i++) {
 		worker_proc *w = &s->workers[i];
 		w->sup = s;

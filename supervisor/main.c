@@ -78,6 +78,17 @@ static int config_memfd(const supervisor *s)
 	return fd;
 }
 
+int supervisor_reload(supervisor *s)
+{
+	snprintf(s->last_error, sizeof s->last_error, "reload is not implemented yet");
+	return -1;
+}
+
+void supervisor_drain(supervisor *s)
+{
+	s->draining = 1;
+}
+
 static void on_stop_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
@@ -177,6 +188,11 @@ static int supervisor_run(supervisor *s, int foreground)
 		goto err;
 	}
 	s->base = event_base_new();
+	s->started_us = clock_wall_us();
+	if (control_open(s) < 0 || admin_http_open(s) < 0) {
+		snprintf(err, sizeof err, "cannot open the admin interfaces (see the log)");
+		goto err;
+	}
 	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
 		sig_ev[i] = evsignal_new(s->base, sigs[i], on_signal, s);
 		evsignal_add(sig_ev[i], NULL);

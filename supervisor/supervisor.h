@@ -8,6 +8,8 @@
 #include "common/shm.h"
 
 #include <event2/event.h>
+#include <event2/http.h>
+#include <jansson.h>
 #include <nng/nng.h>
 #include <sys/types.h>
 
@@ -18,6 +20,19 @@ typedef struct listener_set {
 	int n_addrs, n_slots;
 	int fds[CFG_MAX_LISTEN][SUP_MAX_WORKERS];
 } listener_set;
+
+/* Counter totals, plain copies of shm_counters (all uint64_t: summed as an array). */
+typedef struct metric_totals {
+	uint64_t connections, queued, accepted, frames_in, frames_out, bytes_in, bytes_out;
+	uint64_t rejected[SHM_REJECT_REASONS], dropped[SHM_DROP_REASONS], closes[SHM_CLOSE_CODES];
+	uint64_t bus_in, bus_out;
+	uint64_t latency[SHM_LATENCY_BUCKETS], latency_count, latency_sum_us;
+	uint64_t audit_events, audit_dropped;
+} metric_totals;
+
+typedef struct metric_room_stats {
+	int rooms, speakers;
+} metric_room_stats;
 
 struct supervisor;
 
@@ -48,6 +63,15 @@ typedef struct supervisor {
 	int stopping;              /* SIGTERM/SIGINT received */
 	int64_t stop_deadline_ms;
 	nng_socket bus;            /* bus.c: speaks for dead workers */
+	metric_totals retired[SUP_MAX_WORKERS]; /* counters of dead processes, per slot */
+	int n_slots_seen;          /* slots ever started, for metric labels */
+	uint64_t worker_restarts;
+	int64_t started_us;        /* wall clock */
+	int draining;
+	nng_socket control;        /* control.c */
+	struct event *control_ev;
+	struct evhttp *http;       /* admin_http.c */
+	char last_error[512];      /* why the last reload failed */
 	int runfile_fd;
 	char pid_path[CFG_PATH_MAX + 32];
 } supervisor;
@@ -59,6 +83,31 @@ void listeners_close(listener_set *ls);
 /* bus.c */
 int sup_bus_open(supervisor *s);
 int sup_bus_worker_gone(supervisor *s, int proc);  /* sessions it held, now removed */
+void sup_bus_admin_session(supervisor *s, const reg_session *r, int index, uint8_t op,
+                           const char *text);
+void sup_bus_system(supervisor *s, const char *room, const char *text);
+
+/* command.c: one operator command; NULL with *status and err on failure */
+json_t *command_run(supervisor *s, const char *name, json_t *args, int *status, char *err,
+                    size_t errlen);
+void command_room_stats(supervisor *s, metric_room_stats *rs);
+void command_audit(supervisor *s, const char *event, const char *user, const char *session,
+                   const char *reason, const char *detail);
+
+/* control.c, admin_http.c */
+int control_open(supervisor *s);
+int admin_http_open(supervisor *s);
+
+/* main.c */
+int supervisor_reload(supervisor *s);   /* -1 with s->last_error */
+void supervisor_drain(supervisor *s);
+
+/* metrics.c */
+void metrics_retire(supervisor *s, int slot, int shm_index);
+void metrics_slot(supervisor *s, int slot, metric_totals *t);
+void metrics_host(supervisor *s, metric_totals *t);
+double metrics_latency_ms(const metric_totals *t, double q);
+char *metrics_text(supervisor *s, const metric_room_stats *rs);   /* malloc'd */
 
 /* runfile.c */
 int runfile_acquire(supervisor *s, char *err, size_t errlen);

@@ -98,6 +98,7 @@ static void bus_deliver_frame(worker *w, local_room *r, const bus_msg *m)
 	memcpy(msgbuf_payload(f), m->payload, m->payload_len);
 	f->len = (uint32_t)m->payload_len;
 	f->recv_us = m->recv_us;
+	f->sampled = (++w->frames_seen & LATENCY_SAMPLE_MASK) == 0;
 	room_relay(w, r, f, NULL);
 	msgbuf_unref(f);
 }
@@ -144,6 +145,10 @@ static void bus_dispatch(worker *w, const uint8_t *p, size_t len)
 		return;
 	if (m.type == BUS_CLOSE) {
 		bus_on_close(w, &m);
+		return;
+	}
+	if (m.type == BUS_ADMIN) {
+		admin_on_bus(w, m.room, &m);
 		return;
 	}
 	local_room *r = room_find(w, m.room);
@@ -200,6 +205,7 @@ int bus_start(worker *w)
 	char topic[16];
 	bus_worker_topic(w->shm_index, topic, sizeof topic);
 	nng_socket_set(w->bus_sub, NNG_OPT_SUB_SUBSCRIBE, topic, strlen(topic) + 1);
+	nng_socket_set(w->bus_sub, NNG_OPT_SUB_SUBSCRIBE, BUS_ALL_TOPIC, sizeof BUS_ALL_TOPIC);
 	uv_poll_init(&w->loop, &w->bus_poll, fd);
 	uv_poll_start(&w->bus_poll, UV_READABLE, on_bus_readable);
 	uv_timer_init(&w->loop, &w->bus_discover);

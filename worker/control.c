@@ -52,7 +52,8 @@ static void on_join(worker *w, session *s, const char *room)
 	session_send_text(w, s, ctl_joined(room, session_room_members(w, room, s->reg)));
 }
 
-static void on_mute(worker *w, session *s, int muted)
+/* Self mute, or an operator's: members hear it once per change. */
+void session_set_muted(worker *w, session *s, int muted)
 {
 	if (s->muted == muted)
 		return;
@@ -72,10 +73,10 @@ void control_on_message(worker *w, session *s, const char *text, size_t len)
 		on_join(w, s, req.room);
 		break;
 	case CTL_MUTE:
-		on_mute(w, s, 1);
+		session_set_muted(w, s, 1);
 		break;
 	case CTL_UNMUTE:
-		on_mute(w, s, 0);
+		session_set_muted(w, s, 0);
 		break;
 	case CTL_BAD:
 		on_bad(w, s, req.error);

@@ -3,6 +3,7 @@
  * "Authorization: Bearer"). A refusal is a plain HTTP answer with a JSON
  * body {"error":"CODE"}; the token itself is never logged. */
 #include "worker/worker.h"
+#include "common/clock.h"
 #include "common/log.h"
 
 #include <sodium.h>
@@ -67,6 +68,8 @@ int handshake_check(worker *w, struct lws *wsi)
 	sodium_memzero(buf, sizeof buf);
 	if (st != TOKEN_OK)
 		return refuse(w, wsi, 401, token_status_reason(st), REJ_AUTH);
+	if (reg_is_banned(w->reg, w->pending.sub, clock_wall_us()))
+		return refuse(w, wsi, 403, "banned", REJ_BANNED);
 	w->pending_wsi = wsi;
 	return 0;
 }

@@ -1,5 +1,6 @@
 /* msgbuf.c: see msgbuf.h. */
 #include "worker/msgbuf.h"
+#include "common/clock.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -7,9 +8,14 @@
 static struct {
 	size_t payload_cap;
 	msgbuf *free;
+	void (*latency_sink)(int64_t us);
 } pool;
 
-void msgbuf_pool_init(size_t max_payload) { pool.payload_cap = max_payload; }
+void msgbuf_pool_init(size_t max_payload, void (*latency_sink)(int64_t us))
+{
+	pool.payload_cap = max_payload;
+	pool.latency_sink = latency_sink;
+}
 
 msgbuf *msgbuf_audio(void)
 {
@@ -21,6 +27,7 @@ msgbuf *msgbuf_audio(void)
 	m->refs = 1;
 	m->len = 0;
 	m->kind = MSG_AUDIO;
+	m->sampled = 0;
 	m->pooled = 1;
 	return m;
 }
@@ -34,6 +41,7 @@ static msgbuf *msgbuf_copy(uint8_t kind, const void *data, size_t len)
 	m->len = (uint32_t)len;
 	m->kind = kind;
 	m->pooled = 0;
+	m->sampled = 0;
 	m->recv_us = 0;
 	memcpy(msgbuf_payload(m), data, len);
 	return m;
@@ -46,6 +54,8 @@ void msgbuf_unref(msgbuf *m)
 {
 	if (--m->refs)
 		return;
+	if (m->sampled && pool.latency_sink)
+		pool.latency_sink(clock_mono_us() - m->recv_us);
 	if (m->pooled) {
 		m->next_free = pool.free;
 		pool.free = m;

@@ -18,6 +18,7 @@ typedef struct msgbuf {
 	uint32_t len;                /* payload bytes at data + LWS_PRE */
 	uint8_t kind;                /* enum msgbuf_kind */
 	uint8_t pooled;
+	uint8_t sampled;             /* relay latency is recorded when the last reference goes */
 	int64_t recv_us;             /* monotonic time the frame arrived (audio) */
 	struct msgbuf *next_free;
 	unsigned char data[];        /* LWS_PRE + payload */
@@ -25,7 +26,8 @@ typedef struct msgbuf {
 
 static inline unsigned char *msgbuf_payload(msgbuf *m) { return m->data + LWS_PRE; }
 
-void msgbuf_pool_init(size_t max_payload);
+/* latency_sink receives (now - recv_us) of sampled frames when they are done. */
+void msgbuf_pool_init(size_t max_payload, void (*latency_sink)(int64_t us));
 msgbuf *msgbuf_audio(void);                        /* refs = 1, len = 0 */
 msgbuf *msgbuf_text(const char *text, size_t len); /* refs = 1, a copy */
 msgbuf *msgbuf_ping(const void *payload, size_t len); /* a WebSocket ping */

@@ -53,8 +53,10 @@ static int write_msg(worker *w, session *s, msgbuf *m)
 static void enqueue_audio(worker *w, session *s, msgbuf *m)
 {
 	msgbuf *old = ptrq_push_drop_oldest(&s->audio, msgbuf_ref(m));
-	if (!old)
+	if (!old) {
+		atomic_fetch_add_explicit(&w->me->c.outbound_queue_frames, 1, memory_order_relaxed);
 		return;
+	}
 	msgbuf_unref(old);
 	count_drop(w, s, DROP_QUEUE);
 	int64_t now = (int64_t)uv_now(&w->loop);
@@ -107,16 +109,19 @@ static int write_close_frame(session *s)
 	return -1;
 }
 
-static msgbuf *dequeue(session *s)
+static msgbuf *dequeue(worker *w, session *s)
 {
 	msgbuf *m = ptrq_pop(&s->ctrl);
-	return m || s->closing ? m : ptrq_pop(&s->audio);
+	if (m || s->closing || !(m = ptrq_pop(&s->audio)))
+		return m;
+	atomic_fetch_sub_explicit(&w->me->c.outbound_queue_frames, 1, memory_order_relaxed);
+	return m;
 }
 
 int session_on_writeable(worker *w, session *s)
 {
 	msgbuf *m;
-	while (!lws_send_pipe_choked(s->wsi) && (m = dequeue(s))) {
+	while (!lws_send_pipe_choked(s->wsi) && (m = dequeue(w, s))) {
 		int rc = write_msg(w, s, m);
 		msgbuf_unref(m);
 		if (rc < 0)
@@ -358,8 +363,10 @@ void session_closed(worker *w, session *s)
 	msgbuf *m;
 	while ((m = ptrq_pop(&s->ctrl)))
 		msgbuf_unref(m);
-	while ((m = ptrq_pop(&s->audio)))
+	while ((m = ptrq_pop(&s->audio))) {
+		atomic_fetch_sub_explicit(&w->me->c.outbound_queue_frames, 1, memory_order_relaxed);
 		msgbuf_unref(m);
+	}
 	ptrq_free(&s->ctrl);
 	ptrq_free(&s->audio);
 	if (s->partial)
@@ -416,6 +423,7 @@ static void on_audio(worker *w, session *s, const uint8_t *p, size_t len)
 	memcpy(msgbuf_payload(m), p, len);
 	m->len = (uint32_t)len;
 	m->recv_us = clock_mono_us();
+	m->sampled = (++w->frames_seen & LATENCY_SAMPLE_MASK) == 0;
 	rtp_set_ssrc(msgbuf_payload(m), s->ssrc);
 	atomic_store_explicit(&r->last_audio_ms, m->recv_us / 1000, memory_order_relaxed);
 	room_relay(w, s->room, m, s);

@@ -29,6 +29,20 @@
 #define READY_CHECK_MS 10
 #define READY_WAIT_MAX_MS 3000
 
+static shm_counters *latency_counters;
+
+/* Relay latency of a sampled frame, receive to last send (SPEC 6.3). */
+static void record_latency(int64_t us)
+{
+	shm_counters *c = latency_counters;
+	int b = 0;
+	while (b < SHM_LATENCY_BUCKETS - 1 && us > shm_latency_bounds_us[b])
+		b++;
+	atomic_fetch_add_explicit(&c->latency_buckets[b], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->latency_count, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->latency_sum_us, (uint64_t)(us > 0 ? us : 0), memory_order_relaxed);
+}
+
 static int parse_args(worker *w, int argc, char **argv, const char **file)
 {
 	*file = NULL;
@@ -205,9 +219,10 @@ int worker_main(int argc, char **argv)
 	}
 	w.me = &w.shm->procs[w.shm_index];
 	w.reg = shm_registry(w.shm);
+	latency_counters = &w.me->c;
 	w.keys = (token_keys){ w.cfg.hs256_secret_len ? w.cfg.hs256_secret : NULL,
 	                       w.cfg.hs256_secret_len, w.cfg.has_ed25519 ? w.cfg.ed25519_pk : NULL };
-	msgbuf_pool_init((size_t)w.cfg.max_frame_bytes);
+	msgbuf_pool_init((size_t)w.cfg.max_frame_bytes, record_latency);
 	/* virtual: only the pages of indexes this worker uses are touched */
 	w.by_reg = calloc((size_t)w.reg->capacity, sizeof *w.by_reg);
 	tb_init(&w.handshakes, w.cfg.handshakes_per_second, w.cfg.handshakes_per_second, 0);

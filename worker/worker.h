@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #define SESSION_CTRL_MAX 32
+#define LATENCY_SAMPLE_MASK 15           /* one frame in 16 has its relay latency recorded */
 
 typedef struct local_room local_room;
 
@@ -91,6 +92,7 @@ typedef struct worker {
 	session **by_reg;                /* registry index -> local session */
 	uv_timer_t sweep;                /* heartbeat timeouts, once a second */
 	token_bucket handshakes;         /* handshakes_per_second */
+	uint64_t frames_seen;            /* for latency sampling */
 
 	/* bus.c */
 	nng_socket bus_pub, bus_sub;
@@ -132,6 +134,11 @@ json_t *session_room_members(worker *w, const char *room, int except_reg);
 
 /* control.c */
 void control_on_message(worker *w, session *s, const char *text, size_t len);
+void session_set_muted(worker *w, session *s, int muted);
+
+/* admin.c */
+struct bus_msg;
+void admin_on_bus(worker *w, const char *topic, const struct bus_msg *m);
 
 /* room.c */
 local_room *room_find(worker *w, const char *name);
