@@ -46,7 +46,7 @@ void audit_emit(audit_sink *a, const audit_event *e);
  * right after a return of 0 loses nothing. */
 int audit_flush(audit_sink *a, int timeout_ms);
 
-uint64_t audit_sent(const audit_sink *a);     /* events written to the journal's socket */
+uint64_t audit_sent(const audit_sink *a);     /* events handed to the journal's connection */
 uint64_t audit_dropped(const audit_sink *a);  /* events discarded: backlog full */
 int audit_pending(const audit_sink *a);       /* events in the backlog */
 

@@ -68,6 +68,7 @@ int shm_proc_claim(shm_area *a, int slot, int generation)
 		p->generation = generation;
 		p->started_at_us = clock_wall_us();
 		atomic_store(&p->pid, 0);
+		atomic_store(&p->command, SHM_CMD_NONE);
 		atomic_store(&p->state, SHM_PROC_STARTING);
 		return i;
 	}

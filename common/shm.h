@@ -55,8 +55,18 @@ typedef struct shm_counters {
 	_Atomic uint64_t audit_events, audit_dropped;
 } shm_counters;
 
+/* What the supervisor asks of a worker (set, then SIGUSR2 to wake it). */
+enum shm_command {
+	SHM_CMD_NONE = 0,
+	SHM_CMD_DRAIN_RELOAD,   /* stop accepting, drain (reason drain), exit */
+	SHM_CMD_DRAIN_HOST,     /* keep accepting but answer 503, drain (reason drain), stay */
+	SHM_CMD_SHUTDOWN,       /* stop accepting, drain (reason shutdown), exit */
+	SHM_CMD_SHUTDOWN_NOW,   /* the same with no wait */
+};
+
 typedef struct shm_proc {
 	_Atomic int32_t state;
+	_Atomic int32_t command;            /* enum shm_command */
 	_Atomic int32_t pid;
 	int32_t slot;
 	int32_t generation;

@@ -83,6 +83,8 @@ static void fleet_spawn(supervisor *s, worker_proc *w)
 	w->pid = pid;
 	w->started_ms = clock_mono_ms();
 	atomic_store(&s->shm->procs[w->shm_index].pid, pid);
+	if (s->draining)  /* a worker restarted during a host drain drains too */
+		atomic_store(&s->shm->procs[w->shm_index].command, SHM_CMD_DRAIN_HOST);
 	log_info("worker_start", "slot %d pid %d generation %d", w->slot, (int)pid, w->generation);
 }
 
@@ -121,7 +123,7 @@ static void fleet_worker_exited(supervisor *s, worker_proc *w, int status)
 	int64_t lived = clock_mono_ms() - w->started_ms;
 	fleet_describe_status(status, how, sizeof how);
 	int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-	log_msg(s->stopping || clean ? LOG_INFO : LOG_WARN, "worker_exit", NULL,
+	log_msg(s->stopping || w->retiring || clean ? LOG_INFO : LOG_WARN, "worker_exit", NULL,
 	        "slot %d pid %d %s after %lld ms", w->slot, (int)w->pid, how, (long long)lived);
 	int lost = sup_bus_worker_gone(s, w->shm_index);
 	if (lost)
@@ -129,6 +131,10 @@ static void fleet_worker_exited(supervisor *s, worker_proc *w, int status)
 	metrics_retire(s, w->slot, w->shm_index);
 	shm_proc_release(s->shm, w->shm_index);
 	w->pid = 0;
+	if (w->retiring) {
+		fleet_retired(s);
+		return;
+	}
 	if (s->stopping)
 		return;
 	s->worker_restarts++;
@@ -140,54 +146,132 @@ static void fleet_worker_exited(supervisor *s, worker_proc *w, int status)
 	evtimer_add(w->restart_timer, &tv);
 }
 
+static worker_proc *fleet_find(supervisor *s, pid_t pid)
+{
+	for (int g = 0; g < 2; g++)
+		for (int i = 0; i < s->n_gen[g]; i++)
+			if (s->gens[g][i].pid == pid)
+				return &s->gens[g][i];
+	return NULL;
+}
+
 void fleet_reap(supervisor *s)
 {
 	int status;
 	pid_t pid;
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-		for (int i = 0; i < s->n_workers; i++)
-			if (s->workers[i].pid == pid)
-				fleet_worker_exited(s, &s->workers[i], status);
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		worker_proc *w = fleet_find(s, pid);
+		if (w)
+			fleet_worker_exited(s, w, status);
+		else
+			journal_reaped(s, pid, status);
+	}
 }
 
-int fleet_start_all(supervisor *s)
+/* Starts generation s->generation + 1 in the other array: from now on the
+ * current array is the new one, the old one is retiring (its workers are
+ * not restarted when they exit). */
+int fleet_start_generation(supervisor *s)
 {
-	s->n_workers = s->cfg.workers;
-	if (s->n_slots_seen < s->n_workers)
-		s->n_slots_seen = s->n_workers;
-	for (int i = 0; i < s->n_workers; i++) {
-		worker_proc *w = &s->workers[i];
+	int next = !s->cur;
+	for (int i = 0; i < s->n_gen[next]; i++)
+		if (s->gens[next][i].pid > 0)
+			return -1;  /* the generation before the last is still draining */
+	for (int i = 0; i < s->n_gen[s->cur]; i++)
+		s->gens[s->cur][i].retiring = 1;
+	s->cur = next;
+	s->generation++;
+	s->n_gen[next] = s->cfg.workers;
+	if (s->n_slots_seen < s->cfg.workers)
+		s->n_slots_seen = s->cfg.workers;
+	int started = 0;
+	for (int i = 0; i < s->cfg.workers; i++) {
+		worker_proc *w = &s->gens[next][i];
+		if (!w->restart_timer)
+			w->restart_timer = evtimer_new(s->base, fleet_restart_cb, w);
+		evtimer_del(w->restart_timer);
 		w->sup = s;
 		w->slot = i;
 		w->generation = s->generation;
-		w->restart_timer = evtimer_new(s->base, fleet_restart_cb, w);
+		w->retiring = 0;
+		w->crashes = 0;
 		fleet_spawn(s, w);
-		if (w->pid <= 0)
-			return -1;
+		started += w->pid > 0;
 	}
-	return 0;
+	return started == s->cfg.workers ? 0 : -1;
+}
+
+/* Blocks until every worker of the current generation is ready (the
+ * shared area says so) or timeout_ms pass; reaps meanwhile. Returns the
+ * number not ready. Reloads are rare and short: the supervisor's loop may
+ * wait that long. */
+int fleet_wait_ready(supervisor *s, int timeout_ms)
+{
+	int64_t deadline = clock_mono_ms() + timeout_ms;
+	for (;;) {
+		int waiting = 0;
+		fleet_reap(s);
+		for (int i = 0; i < s->n_gen[s->cur]; i++) {
+			worker_proc *w = &s->gens[s->cur][i];
+			waiting += w->pid <= 0 ||
+			           atomic_load(&s->shm->procs[w->shm_index].state) != SHM_PROC_READY;
+		}
+		if (!waiting || clock_mono_ms() >= deadline)
+			return waiting;
+		usleep(10000);
+	}
+}
+
+static void fleet_tell(supervisor *s, worker_proc *w, int command)
+{
+	if (w->pid <= 0)
+		return;
+	atomic_store(&s->shm->procs[w->shm_index].command, command);
+	kill(w->pid, SIGUSR2);
+}
+
+void fleet_command(supervisor *s, int which, int command)
+{
+	for (int g = 0; g < 2; g++) {
+		if ((which == FLEET_CURRENT && g != s->cur) || (which == FLEET_RETIRING && g == s->cur))
+			continue;
+		for (int i = 0; i < s->n_gen[g]; i++)
+			fleet_tell(s, &s->gens[g][i], command);
+	}
 }
 
 void fleet_signal_all(supervisor *s, int sig)
 {
-	for (int i = 0; i < s->n_workers; i++) {
-		if (s->workers[i].pid > 0)
-			kill(s->workers[i].pid, sig);
-		evtimer_del(s->workers[i].restart_timer);
+	for (int g = 0; g < 2; g++)
+		for (int i = 0; i < s->n_gen[g]; i++) {
+			if (s->gens[g][i].pid > 0)
+				kill(s->gens[g][i].pid, sig);
+			if (s->gens[g][i].restart_timer)
+				evtimer_del(s->gens[g][i].restart_timer);
+		}
+}
+
+int fleet_count(const supervisor *s, int which)
+{
+	int n = 0;
+	for (int g = 0; g < 2; g++) {
+		if ((which == FLEET_CURRENT && g != s->cur) || (which == FLEET_RETIRING && g == s->cur))
+			continue;
+		for (int i = 0; i < s->n_gen[g]; i++)
+			n += s->gens[g][i].pid > 0;
 	}
+	return n;
 }
 
 int fleet_running(const supervisor *s)
 {
-	int n = 0;
-	for (int i = 0; i < s->n_workers; i++)
-		n += s->workers[i].pid > 0;
-	return n;
+	return fleet_count(s, FLEET_ALL);
 }
 
 void fleet_free(supervisor *s)
 {
-	for (int i = 0; i < s->n_workers; i++)
-		if (s->workers[i].restart_timer)
-			event_free(s->workers[i].restart_timer);
+	for (int g = 0; g < 2; g++)
+		for (int i = 0; i < SUP_MAX_WORKERS; i++)
+			if (s->gens[g][i].restart_timer)
+				event_free(s->gens[g][i].restart_timer);
 }

@@ -43,50 +43,16 @@ static void print_errors(const cfg_errors *e)
 static int load_config(supervisor *s, const char *file)
 {
 	static cfg_errors errs;
-	size_t len;
-	char *text = cfg_read_file(file, &len);
-	if (!text) {
-		fprintf(stderr, "%s: cannot read: %s\n", file, strerror(errno));
-		return -1;
-	}
-	memset(&errs, 0, sizeof errs);
-	cfg_defaults(&s->cfg);
-	if (cfg_load_buffer(&s->cfg, file, text, &errs) > 0) {
+	if (config_load(file, &s->cfg, &s->cfg_text, &s->cfg_len, &errs) < 0) {
 		print_errors(&errs);
-		free(text);
 		return -1;
 	}
-	s->cfg_text = text;
-	s->cfg_len = len;
 	return 0;
 }
 
-static int config_memfd(const supervisor *s)
+void journal_reaped(supervisor *s, pid_t pid, int status)
 {
-	int fd = memfd_create("audiogwd-config", MFD_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	size_t off = 0;
-	while (off < s->cfg_len) {
-		ssize_t n = write(fd, s->cfg_text + off, s->cfg_len - off);
-		if (n <= 0) {
-			close(fd);
-			return -1;
-		}
-		off += (size_t)n;
-	}
-	return fd;
-}
-
-int supervisor_reload(supervisor *s)
-{
-	snprintf(s->last_error, sizeof s->last_error, "reload is not implemented yet");
-	return -1;
-}
-
-void supervisor_drain(supervisor *s)
-{
-	s->draining = 1;
+	(void)s, (void)pid, (void)status;
 }
 
 static void on_stop_deadline(evutil_socket_t fd, short what, void *arg)
@@ -128,7 +94,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 			event_base_loopbreak(s->base);
 		break;
 	case SIGHUP:
-		log_warn("reload", "reload is not implemented yet: restart audiogwd to apply a new config");
+		supervisor_reload(s);
 		break;
 	case SIGUSR1:
 		if (log_reopen() < 0)
@@ -179,7 +145,8 @@ static int supervisor_run(supervisor *s, int foreground)
 	}
 	if (listeners_open(&s->listeners, &s->cfg, err, sizeof err) < 0)
 		goto err;
-	if (!(s->shm = shm_create(registry_capacity(&s->cfg), &s->shm_fd)) || (s->cfg_fd = config_memfd(s)) < 0) {
+	if (!(s->shm = shm_create(registry_capacity(&s->cfg), &s->shm_fd)) ||
+	    (s->cfg_fd = config_memfd(s->cfg_text, s->cfg_len)) < 0) {
 		snprintf(err, sizeof err, "cannot create shared memory: %s", strerror(errno));
 		goto err;
 	}
@@ -197,10 +164,10 @@ static int supervisor_run(supervisor *s, int foreground)
 		sig_ev[i] = evsignal_new(s->base, sigs[i], on_signal, s);
 		evsignal_add(sig_ev[i], NULL);
 	}
-	s->generation = 1;
+	s->generation = 0;
 	log_info("startup", "audiogwd %s: %d workers, %d listen addresses, run_dir %s",
 	         AGW_VERSION, s->cfg.workers, s->cfg.n_listen, s->cfg.run_dir);
-	if (fleet_start_all(s) < 0) {
+	if (fleet_start_generation(s) < 0) {
 		snprintf(err, sizeof err, "cannot start workers");
 		begin_stop(s, SIGTERM);
 	}

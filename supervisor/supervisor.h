@@ -44,6 +44,7 @@ typedef struct worker_proc {
 	int shm_index;
 	int64_t started_ms;        /* monotonic */
 	int crashes;               /* consecutive quick deaths, for the backoff */
+	int retiring;              /* an older generation's: drains and is not restarted */
 	struct event *restart_timer;
 } worker_proc;
 
@@ -55,11 +56,13 @@ typedef struct supervisor {
 	int cfg_fd;                /* memfd holding cfg_text */
 	char exe[4096];            /* binary to exec for workers (re-read on disk) */
 	listener_set listeners;
+	listener_set leftover;     /* sockets the new config dropped: closed once the old generation is gone */
 	shm_area *shm;
 	int shm_fd;
 	int generation;
-	worker_proc workers[SUP_MAX_WORKERS];
-	int n_workers;
+	worker_proc gens[2][SUP_MAX_WORKERS];  /* the current generation and a retiring one */
+	int n_gen[2];
+	int cur;                   /* index of the current generation in gens */
 	int stopping;              /* SIGTERM/SIGINT received */
 	int64_t stop_deadline_ms;
 	nng_socket bus;            /* bus.c: speaks for dead workers */
@@ -79,6 +82,8 @@ typedef struct supervisor {
 /* listeners.c */
 int listeners_open(listener_set *ls, const cfg *c, char *err, size_t errlen);
 void listeners_close(listener_set *ls);
+int listeners_reopen(listener_set *cur, listener_set *next, const cfg *oldc, const cfg *c,
+                     char *err, size_t errlen);
 
 /* bus.c */
 int sup_bus_open(supervisor *s);
@@ -98,7 +103,9 @@ void command_audit(supervisor *s, const char *event, const char *user, const cha
 int control_open(supervisor *s);
 int admin_http_open(supervisor *s);
 
-/* main.c */
+/* reload.c */
+int config_load(const char *file, cfg *out, char **text, size_t *len, cfg_errors *errs);
+int config_memfd(const char *text, size_t len);
 int supervisor_reload(supervisor *s);   /* -1 with s->last_error */
 void supervisor_drain(supervisor *s);
 
@@ -114,10 +121,17 @@ int runfile_acquire(supervisor *s, char *err, size_t errlen);
 void runfile_release(supervisor *s);
 
 /* fleet.c */
-int fleet_start_all(supervisor *s);
+enum { FLEET_ALL, FLEET_CURRENT, FLEET_RETIRING };
+int fleet_start_generation(supervisor *s);   /* -1 if the retiring one is not gone yet */
+int fleet_wait_ready(supervisor *s, int timeout_ms);
 void fleet_reap(supervisor *s);
+void fleet_command(supervisor *s, int which, int command);  /* enum shm_command */
 void fleet_signal_all(supervisor *s, int sig);
+int fleet_count(const supervisor *s, int which);
 int fleet_running(const supervisor *s);
 void fleet_free(supervisor *s);
+
+void fleet_retired(supervisor *s);     /* reload.c: a retiring worker is gone */
+void journal_reaped(supervisor *s, pid_t pid, int status);  /* main.c */
 
 #endif

@@ -50,7 +50,7 @@ int handshake_check(worker *w, struct lws *wsi)
 	char uri[256];
 	if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, w->cfg.path))
 		return refuse(w, wsi, 404, "not_found", REJ_PATH);
-	if (w->stopping)
+	if (w->stopping || w->draining)
 		return refuse(w, wsi, 503, "draining", REJ_DRAINING);
 	if (atomic_load_explicit(&w->shm->host_connections, memory_order_relaxed) >=
 	    w->cfg.max_connections)

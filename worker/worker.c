@@ -131,6 +131,9 @@ static void on_ready_check(uv_timer_t *t)
 	atomic_store(&w->me->state, SHM_PROC_READY);
 	log_info("worker_ready", "generation %d pid %d%s", w->generation, (int)getpid(),
 	         bus_connected(w) ? "" : " (bus mesh incomplete)");
+	int cmd = atomic_exchange(&w->me->command, SHM_CMD_NONE);
+	if (cmd != SHM_CMD_NONE)  /* started during a host drain */
+		drain_begin(w, cmd);
 }
 
 static void on_sweep(uv_timer_t *t)
@@ -148,18 +151,28 @@ static void on_shutdown_poll(uv_timer_t *t)
 	uv_close((uv_handle_t *)t, on_handle_closed);
 }
 
-static void worker_stop(worker *w, int signum)
+void worker_stop_accepting(worker *w)
+{
+	for (int i = 0; i < w->n_listen; i++)
+		if (!uv_is_closing((uv_handle_t *)&w->listen_polls[i]))
+			uv_close((uv_handle_t *)&w->listen_polls[i], on_handle_closed);
+	atomic_store(&w->me->state, SHM_PROC_DRAINING);
+}
+
+/* The end: every session is gone (drained) or is dropped now; lws is torn
+ * down and the loop ends when the last handle is closed. */
+void worker_stop(worker *w)
 {
 	if (w->stopping)
 		return;
 	w->stopping = 1;
-	atomic_store(&w->me->state, SHM_PROC_DRAINING);
-	log_info("shutdown", "%s: closing connections", strsignal(signum));
-	for (int i = 0; i < w->n_listen; i++)
-		uv_close((uv_handle_t *)&w->listen_polls[i], on_handle_closed);
+	worker_stop_accepting(w);
 	uv_close((uv_handle_t *)&w->sig_term, on_handle_closed);
 	uv_close((uv_handle_t *)&w->sig_int, on_handle_closed);
 	uv_close((uv_handle_t *)&w->sig_usr1, on_handle_closed);
+	uv_close((uv_handle_t *)&w->sig_usr2, on_handle_closed);
+	if (uv_is_active((uv_handle_t *)&w->drain_timer) || w->draining)
+		uv_close((uv_handle_t *)&w->drain_timer, on_handle_closed);
 	bus_stop(w);
 	uv_close((uv_handle_t *)&w->sweep, on_handle_closed);
 	server_destroy_step(w);
@@ -167,14 +180,28 @@ static void worker_stop(worker *w, int signum)
 	uv_timer_start(&w->shutdown_timer, on_shutdown_poll, SHUTDOWN_POLL_MS, SHUTDOWN_POLL_MS);
 }
 
+/* SIGTERM: drain then exit; SIGINT: the same at once; SIGUSR2: the
+ * supervisor's command in the shared area; SIGUSR1: reopen the log. */
 static void on_signal(uv_signal_t *h, int signum)
 {
 	worker *w = h->loop->data;
-	if (signum == SIGUSR1) {
+	int cmd;
+	switch (signum) {
+	case SIGUSR1:
 		log_reopen();
 		return;
+	case SIGTERM:
+		drain_begin(w, SHM_CMD_SHUTDOWN);
+		return;
+	case SIGINT:
+		drain_begin(w, SHM_CMD_SHUTDOWN_NOW);
+		return;
+	case SIGUSR2:
+		cmd = atomic_exchange(&w->me->command, SHM_CMD_NONE);
+		if (cmd != SHM_CMD_NONE)
+			drain_begin(w, cmd);
+		return;
 	}
-	worker_stop(w, signum);
 }
 
 static int watch_listeners(worker *w)
@@ -194,9 +221,11 @@ static void watch_signals(worker *w)
 	uv_signal_init(&w->loop, &w->sig_term);
 	uv_signal_init(&w->loop, &w->sig_int);
 	uv_signal_init(&w->loop, &w->sig_usr1);
+	uv_signal_init(&w->loop, &w->sig_usr2);
 	uv_signal_start(&w->sig_term, on_signal, SIGTERM);
 	uv_signal_start(&w->sig_int, on_signal, SIGINT);
 	uv_signal_start(&w->sig_usr1, on_signal, SIGUSR1);
+	uv_signal_start(&w->sig_usr2, on_signal, SIGUSR2);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);  /* reload is the supervisor's business */
 }

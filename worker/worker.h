@@ -52,6 +52,7 @@ typedef struct session {
 	int64_t overflow_since_ms;       /* audio queue overflowing since (0 = it is not) */
 	int64_t last_rx_ms;              /* last inbound traffic, for heartbeat.timeout */
 	int64_t last_ping_ms;
+	int64_t drain_at_ms;             /* drain: close 1001 at this time (0 = not draining) */
 	int64_t bad_ctl_since_ms;
 	int bad_ctl_count;
 } session;
@@ -77,7 +78,13 @@ typedef struct worker {
 	int listen_fds[CFG_MAX_LISTEN];
 	int n_listen;
 	uv_timer_t shutdown_timer;
-	int stopping;
+	int stopping;                    /* the lws context is being destroyed */
+	int draining;                    /* new upgrades get 503 */
+	int drain_exit;                  /* exit once drained; not accepting any more */
+	const char *drain_reason;        /* "drain" or "shutdown" */
+	int64_t drain_deadline_ms;
+	uv_timer_t drain_timer;
+	uv_signal_t sig_usr2;
 
 	struct lws_context *ctx;
 	struct lws_vhost *vh;
@@ -107,6 +114,14 @@ typedef struct worker {
 
 /* Entry point of "audiogwd --worker ..." (started by the supervisor only). */
 int worker_main(int argc, char **argv);
+
+/* worker.c */
+void worker_stop(worker *w);            /* destroy the lws context and leave the loop */
+void worker_stop_accepting(worker *w);
+
+/* drain.c */
+#define DRAIN_GRACE_MS 3000             /* after drain.timeout, for close frames to go out */
+void drain_begin(worker *w, int command);  /* enum shm_command */
 
 /* server.c */
 int server_create(worker *w);

@@ -1,0 +1,386 @@
+/* audit.c: the audit producer (see audit.h). Owns the PUSH socket, the
+ * backlog ring and the one nng_aio that pumps it.
+ *
+ * Why an aio pump and not nng_send(NONBLOCK) into NNG_OPT_SENDBUF: messages
+ * inside NNG's send buffer cannot be counted or waited for, so an exiting
+ * process would lose them silently. Here NNG buffers nothing (SENDBUF 0):
+ * every undelivered event is in our ring, and the aio hands one message at a
+ * time to the journal's connection; its completion callback (on an NNG
+ * thread) hands the next one, so the backlog drains without the caller's
+ * loop. A pipe takes a new message only once it has written the previous one,
+ * which gives audit_flush() its fence: once a fence message (ignored by the
+ * journal) has been handed over, every event before it is in the socket.
+ *
+ * Locking: a->mu guards the ring and the counters; nng_send_aio is always
+ * called with it held, so audit_close() can stop the pump for certain. NNG
+ * completes send aios on its own threads, never inside nng_send_aio. */
+#include "common/audit.h"
+#include "common/clock.h"
+
+#include <nng/nng.h>
+#include <nng/protocol/pipeline0/push.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define AUDIT_HEADER_LEN 13     /* kind, ts_us, worker */
+#define AUDIT_NFIELDS 7
+#define AUDIT_NULL_LEN 0xffffffffu
+#define AUDIT_RING_MIN 256
+
+struct audit_sink {
+	nng_socket sock;
+	nng_aio *aio;
+	pthread_mutex_t mu;
+	pthread_cond_t idle;       /* signalled when the pump goes idle or a fence passes */
+	nng_msg **ring;            /* messages waiting, oldest at head */
+	size_t cap, head, len, ring_max;
+	int backlog_max;
+	int in_flight;             /* the aio holds a message */
+	int in_flight_event;       /* ... and it is an event, not a fence */
+	int fence_out;             /* a fence is queued or in flight */
+	int unfenced;              /* an event was handed over after the last fence */
+	int closing;
+	_Atomic int events;        /* events in the ring or in flight */
+	_Atomic uint64_t sent, dropped;
+};
+
+/* ---- wire format ---- */
+
+typedef struct field {
+	const char *p;
+	uint32_t len;              /* AUDIT_NULL_LEN = NULL */
+} field;
+
+/* Cuts s to at most max bytes without splitting a UTF-8 sequence. */
+static field field_of(const char *s, size_t max)
+{
+	if (!s || !*s)
+		return (field){ NULL, AUDIT_NULL_LEN };
+	size_t n = strlen(s);
+	if (n > max) {
+		n = max;
+		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n--;
+	}
+	return (field){ s, (uint32_t)n };
+}
+
+static void put_be(uint8_t *p, uint64_t v, int bytes)
+{
+	for (int i = bytes - 1; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t get_be(const uint8_t *p, int bytes)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < bytes; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+size_t audit_encode(const audit_event *e, uint8_t *buf, size_t cap)
+{
+	char truncated[64];
+	if (!e || !e->event || !*e->event)
+		return 0;
+	field f[AUDIT_NFIELDS] = {
+		field_of(e->event, AUDIT_FIELD_MAX), field_of(e->session, AUDIT_FIELD_MAX),
+		field_of(e->user, AUDIT_FIELD_MAX),  field_of(e->room, AUDIT_FIELD_MAX),
+		field_of(e->ip, AUDIT_FIELD_MAX),    field_of(e->reason, AUDIT_FIELD_MAX),
+		field_of(e->detail, AUDIT_DETAIL_MAX),
+	};
+	size_t detail_len = f[6].p ? strlen(e->detail) : 0;
+	if (detail_len > AUDIT_DETAIL_MAX) {  /* cut JSON is no JSON: say so instead */
+		snprintf(truncated, sizeof truncated, "{\"truncated\":true,\"bytes\":%zu}", detail_len);
+		f[6] = field_of(truncated, sizeof truncated);
+	}
+	size_t n = AUDIT_HEADER_LEN;
+	for (int i = 0; i < AUDIT_NFIELDS; i++)
+		n += 4 + (f[i].p ? f[i].len : 0);
+	if (!buf || n > cap)
+		return n;
+	int64_t ts = e->ts_us ? e->ts_us : clock_wall_us();
+	buf[0] = AUDIT_KIND_EVENT;
+	put_be(buf + 1, (uint64_t)ts, 8);
+	put_be(buf + 9, (uint32_t)(e->worker < 0 ? -1 : e->worker), 4);
+	uint8_t *p = buf + AUDIT_HEADER_LEN;
+	for (int i = 0; i < AUDIT_NFIELDS; i++) {
+		put_be(p, f[i].len, 4);
+		p += 4;
+		if (f[i].p) {
+			memcpy(p, f[i].p, f[i].len);
+			p += f[i].len;
+		}
+	}
+	return n;
+}
+
+int audit_decode(const void *buf, size_t len, audit_record *r)
+{
+	const uint8_t *p = buf, *end = p + len;
+	if (len >= 1 && p[0] == AUDIT_KIND_FENCE)
+		return AUDIT_KIND_FENCE;
+	if (len < AUDIT_HEADER_LEN || p[0] != AUDIT_KIND_EVENT)
+		return -1;
+	r->ts_us = (int64_t)get_be(p + 1, 8);
+	r->worker = (int32_t)(uint32_t)get_be(p + 9, 4);
+	audit_text *t[AUDIT_NFIELDS] = { &r->event, &r->session, &r->user, &r->room,
+	                                 &r->ip, &r->reason, &r->detail };
+	p += AUDIT_HEADER_LEN;
+	for (int i = 0; i < AUDIT_NFIELDS; i++) {
+		if (end - p < 4)
+			return -1;
+		uint32_t n = (uint32_t)get_be(p, 4);
+		p += 4;
+		if (n == AUDIT_NULL_LEN) {
+			*t[i] = (audit_text){ NULL, 0 };
+			continue;
+		}
+		if ((size_t)(end - p) < n)
+			return -1;
+		*t[i] = (audit_text){ (const char *)p, n };
+		p += n;
+	}
+	if (p != end || !r->event.p || r->event.len == 0)
+		return -1;
+	return AUDIT_KIND_EVENT;
+}
+
+/* ---- the backlog ring (a->mu held) ---- */
+
+static int ring_grow(audit_sink *a)
+{
+	if (a->cap >= a->ring_max)
+		return -1;
+	size_t ncap = a->cap ? a->cap * 2 : AUDIT_RING_MIN;
+	if (ncap > a->ring_max)
+		ncap = a->ring_max;
+	nng_msg **r = malloc(ncap * sizeof *r);
+	if (!r)
+		return -1;
+	for (size_t i = 0; i < a->len; i++)
+		r[i] = a->ring[(a->head + i) % a->cap];
+	free(a->ring);
+	a->ring = r;
+	a->cap = ncap;
+	a->head = 0;
+	return 0;
+}
+
+static int ring_push(audit_sink *a, nng_msg *m)
+{
+	if (a->len == a->cap && ring_grow(a) < 0)
+		return -1;
+	a->ring[(a->head + a->len) % a->cap] = m;
+	a->len++;
+	return 0;
+}
+
+static nng_msg *ring_pop(audit_sink *a)
+{
+	if (a->len == 0)
+		return NULL;
+	nng_msg *m = a->ring[a->head];
+	a->head = (a->head + 1) % a->cap;
+	a->len--;
+	return m;
+}
+
+/* ---- the pump ---- */
+
+static int msg_is_event(nng_msg *m)
+{
+	return nng_msg_len(m) > 0 && ((const uint8_t *)nng_msg_body(m))[0] == AUDIT_KIND_EVENT;
+}
+
+/* Hands the oldest waiting message to NNG if the aio is free (a->mu held). */
+static void pump_locked(audit_sink *a)
+{
+	if (a->in_flight || a->closing)
+		return;
+	nng_msg *m = ring_pop(a);
+	if (!m) {
+		pthread_cond_broadcast(&a->idle);
+		return;
+	}
+	a->in_flight = 1;
+	a->in_flight_event = msg_is_event(m);
+	nng_aio_set_msg(a->aio, m);
+	nng_send_aio(a->sock, a->aio);
+}
+
+/* The aio finished: on success the message now belongs to a journal
+ * connection that had written everything before it. */
+static void on_sent(void *arg)
+{
+	audit_sink *a = arg;
+	int rv = nng_aio_result(a->aio);
+	if (rv != 0) {
+		nng_msg_free(nng_aio_get_msg(a->aio));
+		nng_aio_set_msg(a->aio, NULL);
+	}
+	pthread_mutex_lock(&a->mu);
+	if (a->in_flight_event) {
+		atomic_fetch_sub(&a->events, 1);
+		atomic_fetch_add(rv == 0 ? &a->sent : &a->dropped, 1);
+		a->unfenced |= rv == 0;
+	} else {
+		a->fence_out = 0;
+		if (rv == 0)
+			a->unfenced = 0;
+		pthread_cond_broadcast(&a->idle);
+	}
+	a->in_flight = 0;
+	pump_locked(a);
+	pthread_mutex_unlock(&a->mu);
+}
+
+/* Queues m (a->mu held); an event beyond backlog_max is refused. */
+static int enqueue_locked(audit_sink *a, nng_msg *m, int is_event)
+{
+	if (a->closing || (is_event && atomic_load(&a->events) >= a->backlog_max) ||
+	    ring_push(a, m) < 0)
+		return -1;
+	if (is_event)
+		atomic_fetch_add(&a->events, 1);
+	pump_locked(a);
+	return 0;
+}
+
+static int enqueue_fence_locked(audit_sink *a)
+{
+	nng_msg *m;
+	if (nng_msg_alloc(&m, 1) != 0)
+		return -1;
+	((uint8_t *)nng_msg_body(m))[0] = AUDIT_KIND_FENCE;
+	if (enqueue_locked(a, m, 0) < 0) {
+		nng_msg_free(m);
+		return -1;
+	}
+	a->fence_out = 1;
+	return 0;
+}
+
+/* ---- public API ---- */
+
+static int sink_socket(audit_sink *a, const char *url)
+{
+	int rv;
+	if ((rv = nng_push0_open(&a->sock)) != 0)
+		return rv;
+	if ((rv = nng_socket_set_int(a->sock, NNG_OPT_SENDBUF, 0)) ||  /* see the top */
+	    (rv = nng_socket_set_ms(a->sock, NNG_OPT_RECONNMINT, 20)) ||
+	    (rv = nng_socket_set_ms(a->sock, NNG_OPT_RECONNMAXT, 500)) ||
+	    (rv = nng_aio_alloc(&a->aio, on_sent, a)) ||
+	    (rv = nng_dial(a->sock, url, NULL, NNG_FLAG_NONBLOCK))) {
+		nng_close(a->sock);
+		return rv;
+	}
+	nng_aio_set_timeout(a->aio, NNG_DURATION_INFINITE);
+	return 0;
+}
+
+audit_sink *audit_open(const char *url, int backlog_max)
+{
+	pthread_condattr_t ca;
+	audit_sink *a = calloc(1, sizeof *a);
+	if (!a)
+		return NULL;
+	a->backlog_max = backlog_max > 0 ? backlog_max : AUDIT_BACKLOG_DEFAULT;
+	a->ring_max = (size_t)a->backlog_max + 1;  /* + one fence */
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&a->idle, &ca);
+	pthread_condattr_destroy(&ca);
+	if (sink_socket(a, url) != 0)
+		goto err;
+	return a;
+err:
+	if (a->aio)
+		nng_aio_free(a->aio);
+	pthread_cond_destroy(&a->idle);
+	pthread_mutex_destroy(&a->mu);
+	free(a);
+	return NULL;
+}
+
+void audit_emit(audit_sink *a, const audit_event *e)
+{
+	nng_msg *m;
+	size_t n = audit_encode(e, NULL, 0);
+	if (!a)
+		return;
+	if (n == 0 || atomic_load_explicit(&a->events, memory_order_relaxed) >= a->backlog_max ||
+	    nng_msg_alloc(&m, n) != 0) {
+		atomic_fetch_add(&a->dropped, 1);
+		return;
+	}
+	audit_encode(e, nng_msg_body(m), n);
+	pthread_mutex_lock(&a->mu);
+	int rv = enqueue_locked(a, m, 1);
+	pthread_mutex_unlock(&a->mu);
+	if (rv < 0) {
+		nng_msg_free(m);
+		atomic_fetch_add(&a->dropped, 1);
+	}
+}
+
+static void deadline_after(struct timespec *ts, int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
+int audit_flush(audit_sink *a, int timeout_ms)
+{
+	struct timespec deadline;
+	if (!a)
+		return 0;
+	if (timeout_ms <= 0)
+		return audit_pending(a);
+	deadline_after(&deadline, timeout_ms);
+	pthread_mutex_lock(&a->mu);
+	while (atomic_load(&a->events) > 0 || a->unfenced) {
+		/* The fence goes after the last event; requeue it if it was lost. */
+		if (!a->fence_out && enqueue_fence_locked(a) < 0)
+			break;
+		if (pthread_cond_timedwait(&a->idle, &a->mu, &deadline) != 0)
+			break;
+	}
+	int left = atomic_load(&a->events);
+	pthread_mutex_unlock(&a->mu);
+	return left;
+}
+
+uint64_t audit_sent(const audit_sink *a) { return a ? atomic_load(&a->sent) : 0; }
+uint64_t audit_dropped(const audit_sink *a) { return a ? atomic_load(&a->dropped) : 0; }
+int audit_pending(const audit_sink *a) { return a ? atomic_load(&a->events) : 0; }
+
+void audit_close(audit_sink *a)
+{
+	if (!a)
+		return;
+	pthread_mutex_lock(&a->mu);
+	a->closing = 1;            /* from here on no one calls nng_send_aio */
+	pthread_mutex_unlock(&a->mu);
+	nng_close(a->sock);        /* fails the aio in flight, if any */
+	nng_aio_free(a->aio);      /* waits for its callback */
+	nng_msg *m;
+	while ((m = ring_pop(a)) != NULL)
+		nng_msg_free(m);
+	free(a->ring);
+	pthread_cond_destroy(&a->idle);
+	pthread_mutex_destroy(&a->mu);
+	free(a);
+}
