@@ -1,19 +1,21 @@
 /* audit.c: the audit producer (see audit.h). Owns the PUSH socket, the
- * backlog ring and the one nng_aio that pumps it.
+ * backlog (an open batch being filled plus a ring of closed batches), the
+ * nng_aio that pumps the ring and the one that closes a lingering batch.
  *
  * Why an aio pump and not nng_send(NONBLOCK) into NNG_OPT_SENDBUF: messages
  * inside NNG's send buffer cannot be counted or waited for, so an exiting
  * process would lose them silently. Here NNG buffers nothing (SENDBUF 0):
- * every undelivered event is in our ring, and the aio hands one message at a
- * time to the journal's connection; its completion callback (on an NNG
- * thread) hands the next one, so the backlog drains without the caller's
- * loop. A pipe takes a new message only once it has written the previous one,
- * which gives audit_flush() its fence: once a fence message (ignored by the
- * journal) has been handed over, every event before it is in the socket.
+ * every undelivered event is in our backlog, and the pump aio hands one
+ * batch at a time to the journal's connection; its completion callback (on
+ * an NNG thread) hands the next one, so the backlog drains without the
+ * caller's loop. A pipe takes a new message only once it has written the
+ * previous one, which gives audit_flush() its fence: once a fence message
+ * has been handed over, every event before it is in the journal's socket.
  *
- * Locking: a->mu guards the ring and the counters; nng_send_aio is always
- * called with it held, so audit_close() can stop the pump for certain. NNG
- * completes send aios on its own threads, never inside nng_send_aio. */
+ * Locking: a->mu guards the backlog and the state; nng_send_aio and
+ * nng_sleep_aio are always called with it held, so audit_close() can stop
+ * both aios for certain. NNG completes aios on its own threads, never inside
+ * the call that starts them. */
 #include "common/audit.h"
 #include "common/clock.h"
 
@@ -29,22 +31,30 @@
 #define AUDIT_HEADER_LEN 13     /* kind, ts_us, worker */
 #define AUDIT_NFIELDS 7
 #define AUDIT_NULL_LEN 0xffffffffu
-#define AUDIT_RING_MIN 256
+#define AUDIT_RING_MIN 64
+#define AUDIT_BATCH_RESERVE 4096
+
+typedef struct batch {
+	nng_msg *m;
+	int n;                     /* events in it; 0 = a fence */
+} batch;
 
 struct audit_sink {
 	nng_socket sock;
-	nng_aio *aio;
+	nng_aio *pump;             /* sends the ring's head */
+	nng_aio *linger;           /* closes the open batch AUDIT_LINGER_MS after its first event */
 	pthread_mutex_t mu;
 	pthread_cond_t idle;       /* signalled when the pump goes idle or a fence passes */
-	nng_msg **ring;            /* messages waiting, oldest at head */
+	batch open;                /* being filled; not in the ring yet */
+	batch *ring;               /* closed batches, oldest at head */
 	size_t cap, head, len, ring_max;
+	batch in_flight;           /* what the pump holds (m NULL = idle) */
 	int backlog_max;
-	int in_flight;             /* the aio holds a message */
-	int in_flight_event;       /* ... and it is an event, not a fence */
+	int linger_armed;
 	int fence_out;             /* a fence is queued or in flight */
-	int unfenced;              /* an event was handed over after the last fence */
+	int unfenced;              /* events were handed over after the last fence */
 	int closing;
-	_Atomic int events;        /* events in the ring or in flight */
+	_Atomic int events;        /* events in the open batch, the ring, or in flight */
 	_Atomic uint64_t sent, dropped;
 };
 
@@ -120,11 +130,10 @@ size_t audit_encode(const audit_event *e, uint8_t *buf, size_t cap)
 	return n;
 }
 
-int audit_decode(const void *buf, size_t len, audit_record *r)
+/* One record at p; returns its length, -1 if malformed. */
+static long decode_record(const uint8_t *p, size_t len, audit_record *r)
 {
-	const uint8_t *p = buf, *end = p + len;
-	if (len >= 1 && p[0] == AUDIT_KIND_FENCE)
-		return AUDIT_KIND_FENCE;
+	const uint8_t *start = p, *end = p + len;
 	if (len < AUDIT_HEADER_LEN || p[0] != AUDIT_KIND_EVENT)
 		return -1;
 	r->ts_us = (int64_t)get_be(p + 1, 8);
@@ -146,12 +155,32 @@ int audit_decode(const void *buf, size_t len, audit_record *r)
 		*t[i] = (audit_text){ (const char *)p, n };
 		p += n;
 	}
-	if (p != end || !r->event.p || r->event.len == 0)
+	if (!r->event.p || r->event.len == 0)
 		return -1;
+	return (long)(p - start);
+}
+
+int audit_decode(const void *buf, size_t len, audit_record *r)
+{
+	const uint8_t *p = buf;
+	if (len == 1 && p[0] == AUDIT_KIND_FENCE)
+		return AUDIT_KIND_FENCE;
+	return decode_record(p, len, r) == (long)len ? AUDIT_KIND_EVENT : -1;
+}
+
+int audit_decode_next(const void *buf, size_t len, size_t *off, audit_record *r)
+{
+	const uint8_t *p = buf;
+	if (*off >= len || (*off == 0 && len == 1 && p[0] == AUDIT_KIND_FENCE))
+		return 0;
+	long n = decode_record(p + *off, len - *off, r);
+	if (n < 0)
+		return -1;
+	*off += (size_t)n;
 	return AUDIT_KIND_EVENT;
 }
 
-/* ---- the backlog ring (a->mu held) ---- */
+/* ---- the ring of closed batches (a->mu held) ---- */
 
 static int ring_grow(audit_sink *a)
 {
@@ -160,7 +189,7 @@ static int ring_grow(audit_sink *a)
 	size_t ncap = a->cap ? a->cap * 2 : AUDIT_RING_MIN;
 	if (ncap > a->ring_max)
 		ncap = a->ring_max;
-	nng_msg **r = malloc(ncap * sizeof *r);
+	batch *r = malloc(ncap * sizeof *r);
 	if (!r)
 		return -1;
 	for (size_t i = 0; i < a->len; i++)
@@ -172,62 +201,72 @@ static int ring_grow(audit_sink *a)
 	return 0;
 }
 
-static int ring_push(audit_sink *a, nng_msg *m)
+static int ring_push(audit_sink *a, batch b)
 {
 	if (a->len == a->cap && ring_grow(a) < 0)
 		return -1;
-	a->ring[(a->head + a->len) % a->cap] = m;
+	a->ring[(a->head + a->len) % a->cap] = b;
 	a->len++;
 	return 0;
 }
 
-static nng_msg *ring_pop(audit_sink *a)
+static batch ring_pop(audit_sink *a)
 {
-	if (a->len == 0)
-		return NULL;
-	nng_msg *m = a->ring[a->head];
-	a->head = (a->head + 1) % a->cap;
-	a->len--;
-	return m;
+	batch b = { NULL, 0 };
+	if (a->len > 0) {
+		b = a->ring[a->head];
+		a->head = (a->head + 1) % a->cap;
+		a->len--;
+	}
+	return b;
 }
 
-/* ---- the pump ---- */
+/* ---- the pump (a->mu held) ---- */
 
-static int msg_is_event(nng_msg *m)
-{
-	return nng_msg_len(m) > 0 && ((const uint8_t *)nng_msg_body(m))[0] == AUDIT_KIND_EVENT;
-}
-
-/* Hands the oldest waiting message to NNG if the aio is free (a->mu held). */
+/* Hands the oldest closed batch to NNG if the pump is free. */
 static void pump_locked(audit_sink *a)
 {
-	if (a->in_flight || a->closing)
+	if (a->in_flight.m || a->closing)
 		return;
-	nng_msg *m = ring_pop(a);
-	if (!m) {
+	a->in_flight = ring_pop(a);
+	if (!a->in_flight.m) {
 		pthread_cond_broadcast(&a->idle);
 		return;
 	}
-	a->in_flight = 1;
-	a->in_flight_event = msg_is_event(m);
-	nng_aio_set_msg(a->aio, m);
-	nng_send_aio(a->sock, a->aio);
+	nng_aio_set_msg(a->pump, a->in_flight.m);
+	nng_send_aio(a->sock, a->pump);
 }
 
-/* The aio finished: on success the message now belongs to a journal
+/* Moves the open batch to the ring and starts sending. Failing to (no
+ * memory for the ring) drops its events. */
+static void close_open_locked(audit_sink *a)
+{
+	if (a->open.n > 0) {
+		if (ring_push(a, a->open) < 0) {
+			nng_msg_free(a->open.m);
+			atomic_fetch_sub(&a->events, a->open.n);
+			atomic_fetch_add(&a->dropped, (uint64_t)a->open.n);
+		}
+		a->open = (batch){ NULL, 0 };
+	}
+	pump_locked(a);
+}
+
+/* The pump's send finished: on success the batch now belongs to a journal
  * connection that had written everything before it. */
 static void on_sent(void *arg)
 {
 	audit_sink *a = arg;
-	int rv = nng_aio_result(a->aio);
+	int rv = nng_aio_result(a->pump);
 	if (rv != 0) {
-		nng_msg_free(nng_aio_get_msg(a->aio));
-		nng_aio_set_msg(a->aio, NULL);
+		nng_msg_free(nng_aio_get_msg(a->pump));
+		nng_aio_set_msg(a->pump, NULL);
 	}
 	pthread_mutex_lock(&a->mu);
-	if (a->in_flight_event) {
-		atomic_fetch_sub(&a->events, 1);
-		atomic_fetch_add(rv == 0 ? &a->sent : &a->dropped, 1);
+	int n = a->in_flight.n;
+	if (n > 0) {
+		atomic_fetch_sub(&a->events, n);
+		atomic_fetch_add(rv == 0 ? &a->sent : &a->dropped, (uint64_t)n);
 		a->unfenced |= rv == 0;
 	} else {
 		a->fence_out = 0;
@@ -235,34 +274,53 @@ static void on_sent(void *arg)
 			a->unfenced = 0;
 		pthread_cond_broadcast(&a->idle);
 	}
-	a->in_flight = 0;
+	a->in_flight = (batch){ NULL, 0 };
 	pump_locked(a);
 	pthread_mutex_unlock(&a->mu);
 }
 
-/* Queues m (a->mu held); an event beyond backlog_max is refused. */
-static int enqueue_locked(audit_sink *a, nng_msg *m, int is_event)
+static void on_linger(void *arg)
 {
-	if (a->closing || (is_event && atomic_load(&a->events) >= a->backlog_max) ||
-	    ring_push(a, m) < 0)
+	audit_sink *a = arg;
+	pthread_mutex_lock(&a->mu);
+	a->linger_armed = 0;
+	if (!a->closing)
+		close_open_locked(a);
+	pthread_mutex_unlock(&a->mu);
+}
+
+/* Appends one encoded event of n bytes to the open batch. */
+static int append_locked(audit_sink *a, const audit_event *e, size_t n)
+{
+	if (!a->open.m && nng_msg_alloc(&a->open.m, 0) != 0)
 		return -1;
-	if (is_event)
-		atomic_fetch_add(&a->events, 1);
-	pump_locked(a);
+	nng_msg *m = a->open.m;
+	size_t len = nng_msg_len(m), cap = nng_msg_capacity(m);
+	if (len + n > cap) {
+		size_t want = cap < AUDIT_BATCH_RESERVE ? AUDIT_BATCH_RESERVE : 2 * cap;
+		if (nng_msg_reserve(m, want > len + n ? want : len + n) != 0)
+			return -1;
+	}
+	if (nng_msg_realloc(m, len + n) != 0)
+		return -1;
+	audit_encode(e, (uint8_t *)nng_msg_body(m) + len, n);
+	a->open.n++;
+	atomic_fetch_add(&a->events, 1);
 	return 0;
 }
 
 static int enqueue_fence_locked(audit_sink *a)
 {
-	nng_msg *m;
-	if (nng_msg_alloc(&m, 1) != 0)
+	batch b = { NULL, 0 };
+	if (nng_msg_alloc(&b.m, 1) != 0)
 		return -1;
-	((uint8_t *)nng_msg_body(m))[0] = AUDIT_KIND_FENCE;
-	if (enqueue_locked(a, m, 0) < 0) {
-		nng_msg_free(m);
+	((uint8_t *)nng_msg_body(b.m))[0] = AUDIT_KIND_FENCE;
+	if (ring_push(a, b) < 0) {
+		nng_msg_free(b.m);
 		return -1;
 	}
 	a->fence_out = 1;
+	pump_locked(a);
 	return 0;
 }
 
@@ -276,12 +334,13 @@ static int sink_socket(audit_sink *a, const char *url)
 	if ((rv = nng_socket_set_int(a->sock, NNG_OPT_SENDBUF, 0)) ||  /* see the top */
 	    (rv = nng_socket_set_ms(a->sock, NNG_OPT_RECONNMINT, 20)) ||
 	    (rv = nng_socket_set_ms(a->sock, NNG_OPT_RECONNMAXT, 500)) ||
-	    (rv = nng_aio_alloc(&a->aio, on_sent, a)) ||
+	    (rv = nng_aio_alloc(&a->pump, on_sent, a)) ||
+	    (rv = nng_aio_alloc(&a->linger, on_linger, a)) ||
 	    (rv = nng_dial(a->sock, url, NULL, NNG_FLAG_NONBLOCK))) {
 		nng_close(a->sock);
 		return rv;
 	}
-	nng_aio_set_timeout(a->aio, NNG_DURATION_INFINITE);
+	nng_aio_set_timeout(a->pump, NNG_DURATION_INFINITE);
 	return 0;
 }
 
@@ -292,7 +351,7 @@ audit_sink *audit_open(const char *url, int backlog_max)
 	if (!a)
 		return NULL;
 	a->backlog_max = backlog_max > 0 ? backlog_max : AUDIT_BACKLOG_DEFAULT;
-	a->ring_max = (size_t)a->backlog_max + 1;  /* + one fence */
+	a->ring_max = (size_t)a->backlog_max + 1;  /* batches of one event at worst, + a fence */
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -302,8 +361,10 @@ audit_sink *audit_open(const char *url, int backlog_max)
 		goto err;
 	return a;
 err:
-	if (a->aio)
-		nng_aio_free(a->aio);
+	if (a->pump)
+		nng_aio_free(a->pump);
+	if (a->linger)
+		nng_aio_free(a->linger);
 	pthread_cond_destroy(&a->idle);
 	pthread_mutex_destroy(&a->mu);
 	free(a);
@@ -312,23 +373,25 @@ err:
 
 void audit_emit(audit_sink *a, const audit_event *e)
 {
-	nng_msg *m;
-	size_t n = audit_encode(e, NULL, 0);
 	if (!a)
 		return;
-	if (n == 0 || atomic_load_explicit(&a->events, memory_order_relaxed) >= a->backlog_max ||
-	    nng_msg_alloc(&m, n) != 0) {
+	size_t n = audit_encode(e, NULL, 0);
+	if (n == 0 || atomic_load_explicit(&a->events, memory_order_relaxed) >= a->backlog_max) {
 		atomic_fetch_add(&a->dropped, 1);
 		return;
 	}
-	audit_encode(e, nng_msg_body(m), n);
 	pthread_mutex_lock(&a->mu);
-	int rv = enqueue_locked(a, m, 1);
-	pthread_mutex_unlock(&a->mu);
-	if (rv < 0) {
-		nng_msg_free(m);
-		atomic_fetch_add(&a->dropped, 1);
+	int rv = a->closing || append_locked(a, e, n);
+	if (rv == 0 && (a->open.n >= AUDIT_BATCH_EVENTS ||
+	                nng_msg_len(a->open.m) >= AUDIT_BATCH_BYTES)) {
+		close_open_locked(a);
+	} else if (rv == 0 && !a->linger_armed) {
+		a->linger_armed = 1;
+		nng_sleep_aio(AUDIT_LINGER_MS, a->linger);
 	}
+	pthread_mutex_unlock(&a->mu);
+	if (rv != 0)
+		atomic_fetch_add(&a->dropped, 1);
 }
 
 static void deadline_after(struct timespec *ts, int ms)
@@ -347,11 +410,12 @@ int audit_flush(audit_sink *a, int timeout_ms)
 	struct timespec deadline;
 	if (!a)
 		return 0;
-	if (timeout_ms <= 0)
-		return audit_pending(a);
-	deadline_after(&deadline, timeout_ms);
 	pthread_mutex_lock(&a->mu);
-	while (atomic_load(&a->events) > 0 || a->unfenced) {
+	if (!a->closing)
+		close_open_locked(a);
+	if (timeout_ms > 0)
+		deadline_after(&deadline, timeout_ms);
+	while (timeout_ms > 0 && !a->closing && (atomic_load(&a->events) > 0 || a->unfenced)) {
 		/* The fence goes after the last event; requeue it if it was lost. */
 		if (!a->fence_out && enqueue_fence_locked(a) < 0)
 			break;
@@ -372,13 +436,16 @@ void audit_close(audit_sink *a)
 	if (!a)
 		return;
 	pthread_mutex_lock(&a->mu);
-	a->closing = 1;            /* from here on no one calls nng_send_aio */
+	a->closing = 1;            /* from here on no one starts an aio */
 	pthread_mutex_unlock(&a->mu);
-	nng_close(a->sock);        /* fails the aio in flight, if any */
-	nng_aio_free(a->aio);      /* waits for its callback */
-	nng_msg *m;
-	while ((m = ring_pop(a)) != NULL)
-		nng_msg_free(m);
+	nng_aio_stop(a->linger);
+	nng_close(a->sock);        /* fails the send in flight, if any */
+	nng_aio_free(a->pump);     /* waits for its callback */
+	nng_aio_free(a->linger);
+	for (batch b = ring_pop(a); b.m; b = ring_pop(a))
+		nng_msg_free(b.m);
+	if (a->open.m)
+		nng_msg_free(a->open.m);
 	free(a->ring);
 	pthread_cond_destroy(&a->idle);
 	pthread_mutex_destroy(&a->mu);

@@ -1,11 +1,14 @@
 /* audit.h: the producer side of the audit journal (SPEC 6.4), used by the
  * workers and the supervisor, and the wire format the journal decodes.
  *
- * audit_emit() never blocks: it encodes the event into one NNG message and
- * queues it in the sink's bounded FIFO backlog; NNG's own threads push the
- * backlog to the journal (PUSH socket dialing its PULL socket) one message
- * after the other, and keep doing so while the caller's loop is busy. When
- * the journal is slow, restarting or absent, events wait in the backlog; an
+ * audit_emit() never blocks: it encodes the event and appends it to the
+ * sink's bounded FIFO backlog. Events travel in batches: one NNG message
+ * holds every event emitted within AUDIT_LINGER_MS (at most
+ * AUDIT_BATCH_EVENTS / AUDIT_BATCH_BYTES), because one message per event
+ * costs the journal more in thread hand-offs than SQLite costs per row.
+ * NNG's own threads push the batches to the journal (PUSH socket dialing its
+ * PULL socket) one after the other, without the caller's loop. When the
+ * journal is slow, restarting or absent, events wait in the backlog; an
  * event that finds it full is counted in audit_dropped() and discarded.
  *
  * Callers: one thread per sink (the worker's or the supervisor's loop). */
@@ -18,6 +21,9 @@
 #define AUDIT_BACKLOG_DEFAULT 100000
 #define AUDIT_FIELD_MAX 1024       /* event/session/user/room/ip/reason: longer is cut */
 #define AUDIT_DETAIL_MAX 65536     /* longer detail is replaced by {"truncated":true,...} */
+#define AUDIT_LINGER_MS 10         /* an event waits at most this long for company */
+#define AUDIT_BATCH_EVENTS 512     /* per message */
+#define AUDIT_BATCH_BYTES 65536    /* a batch is closed once it holds this much */
 
 typedef struct audit_event {
 	const char *event;         /* SPEC 6.4 name: connect, disconnect, ... (required) */
@@ -35,11 +41,12 @@ typedef struct audit_sink audit_sink;
  * NULL on error (bad URL, no memory). */
 audit_sink *audit_open(const char *url, int backlog_max);
 
-/* Never blocks. Strings are copied: they need not outlive the call. */
+/* Never blocks. Strings are copied: they need not outlive the call. An
+ * event without a name counts as dropped. */
 void audit_emit(audit_sink *a, const audit_event *e);
 
 /* Returns how many events are still waiting (not yet handed to the journal's
- * connection). timeout_ms = 0 only reports; the backlog moves by itself, so a
+ * connection). timeout_ms = 0 sends what lingers now and only reports: a
  * periodic call is not needed for delivery (it is cheap if you want the
  * number for metrics). timeout_ms > 0 (at exit) waits up to that long until
  * every event has been written to the journal's socket, so that exiting
@@ -47,17 +54,18 @@ void audit_emit(audit_sink *a, const audit_event *e);
 int audit_flush(audit_sink *a, int timeout_ms);
 
 uint64_t audit_sent(const audit_sink *a);     /* events handed to the journal's connection */
-uint64_t audit_dropped(const audit_sink *a);  /* events discarded: backlog full */
+uint64_t audit_dropped(const audit_sink *a);  /* events discarded: backlog full, no name */
 int audit_pending(const audit_sink *a);       /* events in the backlog */
 
 /* Discards whatever is still pending (call audit_flush first). NULL is fine. */
 void audit_close(audit_sink *a);
 
-/* The wire format, one message per event (big-endian):
- *   u8 kind (AUDIT_KIND_EVENT), i64 ts_us, i32 worker, then event, session,
- *   user, room, ip, reason, detail, each a u32 length (0xffffffff = NULL)
- *   followed by that many bytes (no NUL).
- * A message of kind AUDIT_KIND_FENCE carries nothing and is ignored. */
+/* The wire format. A message is either a fence (the single byte
+ * AUDIT_KIND_FENCE, ignored by the journal) or one or more event records
+ * back to back. A record (big-endian):
+ *   u8 AUDIT_KIND_EVENT, i64 ts_us, i32 worker, then event, session, user,
+ *   room, ip, reason, detail, each a u32 length (0xffffffff = NULL) followed
+ *   by that many bytes (no NUL). */
 enum { AUDIT_KIND_FENCE = 0x00, AUDIT_KIND_EVENT = 0x61 };
 
 typedef struct audit_text {
@@ -71,12 +79,17 @@ typedef struct audit_record {
 	audit_text event, session, user, room, ip, reason, detail;
 } audit_record;
 
-/* Encodes e into buf if it fits in cap; returns the encoded length either way
- * (call with cap 0 to measure), 0 when e has no event name. */
+/* Encodes e as one record into buf if it fits in cap; returns the record's
+ * length either way (cap 0 measures), 0 when e has no event name. */
 size_t audit_encode(const audit_event *e, uint8_t *buf, size_t cap);
 
-/* Decodes one message; r's texts point into buf. Returns AUDIT_KIND_EVENT,
- * AUDIT_KIND_FENCE, or -1 for a malformed message. */
+/* Decodes a message holding exactly one record (or a fence); r's texts
+ * point into buf. Returns AUDIT_KIND_EVENT, AUDIT_KIND_FENCE, or -1. */
 int audit_decode(const void *buf, size_t len, audit_record *r);
+
+/* Walks a message's records: call with *off = 0, then again while it
+ * returns AUDIT_KIND_EVENT (r filled, *off advanced). Returns 0 at the end
+ * (or for a fence), -1 on a malformed record (ignore the rest). */
+int audit_decode_next(const void *buf, size_t len, size_t *off, audit_record *r);
 
 #endif

@@ -137,11 +137,11 @@ int reg_user_evict(reg_area *r, const char *user, int max, int *out, int out_max
 	int n = 0, live = 0;
 	reg_lock(r);
 	for (int i = r->user_head[reg_hash(user)]; i != REG_NONE; i = r->s[i].next_user)
-		live += !strcmp(r->s[i].user, user) && !r->s[i].evicting;
+		live += r->s[i].state == REG_LIVE && !strcmp(r->s[i].user, user) && !r->s[i].evicting;
 	while (live > max && n < out_max) {
 		int oldest = REG_NONE;
 		for (int i = r->user_head[reg_hash(user)]; i != REG_NONE; i = r->s[i].next_user)
-			if (!strcmp(r->s[i].user, user) && !r->s[i].evicting &&
+			if (r->s[i].state == REG_LIVE && !strcmp(r->s[i].user, user) && !r->s[i].evicting &&
 			    (oldest == REG_NONE || r->s[i].connected_at_us < r->s[oldest].connected_at_us))
 				oldest = i;
 		r->s[oldest].evicting = 1;
@@ -155,7 +155,8 @@ int reg_user_evict(reg_area *r, const char *user, int max, int *out, int out_max
 static void unlink_entry(reg_area *r, int index)
 {
 	reg_session *s = &r->s[index];
-	ip_add(r, s->ip, -1);
+	if (s->state == REG_LIVE)
+		ip_add(r, s->ip, -1);  /* a parked session gave its address back already */
 	unlink_room(r, index);
 	chain_unlink(r, &r->user_head[reg_hash(s->user)], index, offsetof(reg_session, next_user));
 	s->state = REG_FREE;
@@ -207,7 +208,7 @@ int reg_add(reg_area *r, int proc, int worker, const reg_info *info)
 void reg_remove(reg_area *r, int index)
 {
 	reg_lock(r);
-	if (r->s[index].state == REG_LIVE)
+	if (r->s[index].state != REG_FREE)
 		unlink_entry(r, index);
 	reg_unlock(r);
 }
@@ -246,12 +247,20 @@ int reg_each_of_user(reg_area *r, const char *user, reg_visit fn, void *arg)
 	int n = 0;
 	reg_lock(r);
 	for (int i = r->user_head[reg_hash(user)]; i != REG_NONE; i = r->s[i].next_user)
-		if (strcmp(r->s[i].user, user) == 0) {
+		if (r->s[i].state == REG_LIVE && strcmp(r->s[i].user, user) == 0) {
 			fn(&r->s[i], i, arg);
 			n++;
 		}
 	reg_unlock(r);
 	return n;
+}
+
+static void park_entry(reg_area *r, int index, int64_t until_ms)
+{
+	reg_session *s = &r->s[index];
+	ip_add(r, s->ip, -1);
+	s->state = REG_RESUMABLE;
+	s->resume_until_ms = until_ms;
 }
 
 int reg_each_live(reg_area *r, reg_visit fn, void *arg)
@@ -267,12 +276,60 @@ int reg_each_live(reg_area *r, reg_visit fn, void *arg)
 	return n;
 }
 
-int reg_remove_proc(reg_area *r, int proc, reg_visit fn, void *arg)
+int reg_remove_proc(reg_area *r, int proc, int64_t resume_until_ms, reg_visit fn, void *arg)
 {
 	int n = 0;
 	reg_lock(r);
 	for (int i = 0; i < r->high_water; i++)
 		if (r->s[i].state == REG_LIVE && r->s[i].proc == proc) {
+			if (fn)
+				fn(&r->s[i], i, arg);
+			if (resume_until_ms > 0)
+				park_entry(r, i, resume_until_ms);
+			else
+				unlink_entry(r, i);
+			n++;
+		}
+	reg_unlock(r);
+	return n;
+}
+
+void reg_park(reg_area *r, int index, int64_t until_ms)
+{
+	reg_lock(r);
+	if (r->s[index].state == REG_LIVE)
+		park_entry(r, index, until_ms);
+	reg_unlock(r);
+}
+
+int reg_resume(reg_area *r, int index, const char *id, const char *user, int proc, int worker,
+               const char *ip, int64_t connected_at_us)
+{
+	int rc = -1;
+	if (index < 0 || index >= r->capacity)
+		return -1;
+	reg_lock(r);
+	reg_session *s = &r->s[index];
+	if (s->state == REG_RESUMABLE && !strcmp(s->id, id) && !strcmp(s->user, user)) {
+		s->state = REG_LIVE;
+		s->proc = proc;
+		s->worker = worker;
+		s->evicting = 0;
+		s->connected_at_us = connected_at_us;
+		copy_name(s->ip, sizeof s->ip, ip);
+		ip_add(r, s->ip, +1);
+		rc = 0;
+	}
+	reg_unlock(r);
+	return rc;
+}
+
+int reg_expire(reg_area *r, int64_t now_ms, reg_visit fn, void *arg)
+{
+	int n = 0;
+	reg_lock(r);
+	for (int i = 0; i < r->high_water; i++)
+		if (r->s[i].state == REG_RESUMABLE && r->s[i].resume_until_ms <= now_ms) {
 			if (fn)
 				fn(&r->s[i], i, arg);
 			unlink_entry(r, i);

@@ -29,7 +29,9 @@
 #define REG_IP_SLOTS 131072      /* distinct client addresses tracked at once; a power of two */
 #define REG_IP_LEN 48
 
-enum reg_state { REG_FREE = 0, REG_LIVE = 1 };
+/* A RESUMABLE session lost its connection but may be resumed (SPEC 4.6):
+ * it keeps its room membership and ssrc, and nothing else counts it. */
+enum reg_state { REG_FREE = 0, REG_LIVE = 1, REG_RESUMABLE = 2 };
 
 typedef struct reg_session {
 	int32_t state;
@@ -46,6 +48,7 @@ typedef struct reg_session {
 	char ip[REG_IP_LEN];
 	_Atomic uint64_t frames_in, frames_out, frames_dropped;
 	_Atomic int64_t last_audio_ms; /* monotonic; "speakers" = sent audio in the last 2 s */
+	int64_t resume_until_ms;     /* RESUMABLE: monotonic deadline */
 } reg_session;
 
 /* Connections per client address, host-wide (max_conns_per_ip). */
@@ -96,7 +99,8 @@ int reg_add(reg_area *r, int proc, int worker, const reg_info *info); /* index, 
 void reg_remove(reg_area *r, int index);
 void reg_move(reg_area *r, int index, const char *room);
 void reg_set_muted(reg_area *r, int index, int muted);
-/* Visit the live sessions of a room / of a user (the callback runs under the lock). */
+/* Visit the sessions of a room (live and resumable: both are members) /
+ * of a user (the callback runs under the lock; check ->state). */
 int reg_each_in_room(reg_area *r, const char *room, reg_visit fn, void *arg);
 int reg_each_of_user(reg_area *r, const char *user, reg_visit fn, void *arg);
 /* Live connections from this address (lock taken). */
@@ -110,7 +114,16 @@ int reg_ban_user(reg_area *r, const char *user, int64_t until_us, int64_t now_us
 int reg_is_banned(reg_area *r, const char *user, int64_t now_us);
 /* Visit every live session (the callback runs under the lock). */
 int reg_each_live(reg_area *r, reg_visit fn, void *arg);
-/* Remove every session a dead worker process owned, visiting each first. */
-int reg_remove_proc(reg_area *r, int proc, reg_visit fn, void *arg);
+/* Remove every session a dead worker process owned, visiting each first;
+ * with resume_until_ms > 0 its live sessions are parked instead. */
+int reg_remove_proc(reg_area *r, int proc, int64_t resume_until_ms, reg_visit fn, void *arg);
+/* A live session lost its connection: keep it resumable until the deadline. */
+void reg_park(reg_area *r, int index, int64_t until_ms);
+/* Takes over a resumable session (same id and user) for a new connection:
+ * 0, or -1 if it is not there (expired, resumed already, another id). */
+int reg_resume(reg_area *r, int index, const char *id, const char *user, int proc, int worker,
+               const char *ip, int64_t connected_at_us);
+/* Removes the resumable sessions whose deadline passed, visiting each first. */
+int reg_expire(reg_area *r, int64_t now_ms, reg_visit fn, void *arg);
 
 #endif

@@ -3,6 +3,7 @@
  * that cannot any more: when one dies, the sessions it held are removed from
  * the registry and the members of their rooms on other workers hear "left". */
 #include "supervisor/supervisor.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "proto/bus.h"
 
@@ -43,9 +44,32 @@ static void publish_left(const reg_session *r, int index, void *arg)
 	                                     .payload_len = strlen(r->user) });
 }
 
+typedef struct gone_arg {
+	supervisor *s;
+	int parked;
+} gone_arg;
+
+/* A session of a dead worker: its disconnect row now; "left" for the
+ * others now, or when its resume window passes. */
+static void worker_session_gone(const reg_session *r, int index, void *arg)
+{
+	gone_arg *a = arg;
+	sup_audit_session(a->s, "disconnect", r, "worker_crash", NULL);
+	if (!a->parked)
+		publish_left(r, index, a->s);
+}
+
 int sup_bus_worker_gone(supervisor *s, int proc)
 {
-	return reg_remove_proc(shm_registry(s->shm), proc, publish_left, s);
+	int64_t until = s->cfg.resume_window_ms > 0 ? clock_mono_ms() + s->cfg.resume_window_ms : 0;
+	gone_arg a = { s, until > 0 };
+	return reg_remove_proc(shm_registry(s->shm), proc, until, worker_session_gone, &a);
+}
+
+/* Sessions whose resume window passed: now the others hear "left". */
+int sup_bus_expire_resumable(supervisor *s)
+{
+	return reg_expire(shm_registry(s->shm), clock_mono_ms(), publish_left, s);
 }
 
 /* An operator's action for one session (kick, mute, unmute, message): to

@@ -308,6 +308,14 @@ static json_t *cmd_audit(cmd_ctx *c)
 	return fail(c, 501, "the audit journal is not available yet");
 }
 
+void sup_audit_session(supervisor *s, const char *event, const reg_session *r, const char *reason,
+                       const char *detail)
+{
+	(void)s;
+	log_msg(LOG_DEBUG, event, &(log_fields){ .session = r->id, .user = r->user, .room = r->room,
+	        .ip = r->ip, .reason = reason, .latency_ms = -1 }, "%s", detail ? detail : "");
+}
+
 void command_audit(supervisor *s, const char *event, const char *user, const char *session,
                    const char *reason, const char *detail)
 {

@@ -55,6 +55,15 @@ void journal_reaped(supervisor *s, pid_t pid, int status)
 	(void)s, (void)pid, (void)status;
 }
 
+#define HOUSEKEEPING_MS 250
+
+/* Periodic chores: resume windows that passed. */
+static void on_housekeeping(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	sup_bus_expire_resumable(arg);
+}
+
 static void on_stop_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
@@ -167,6 +176,9 @@ static int supervisor_run(supervisor *s, int foreground)
 	s->generation = 0;
 	log_info("startup", "audiogwd %s: %d workers, %d listen addresses, run_dir %s",
 	         AGW_VERSION, s->cfg.workers, s->cfg.n_listen, s->cfg.run_dir);
+	struct event *chores = event_new(s->base, -1, EV_PERSIST, on_housekeeping, s);
+	struct timeval every = { 0, HOUSEKEEPING_MS * 1000 };
+	evtimer_add(chores, &every);
 	if (fleet_start_generation(s) < 0) {
 		snprintf(err, sizeof err, "cannot start workers");
 		begin_stop(s, SIGTERM);
@@ -174,6 +186,7 @@ static int supervisor_run(supervisor *s, int foreground)
 	event_base_dispatch(s->base);
 	rc = s->stopping && err[0] == '\0' ? 0 : rc;
 	fleet_reap(s);
+	event_free(chores);
 	log_info("shutdown", "stopped");
 	goto out;
 err:

@@ -87,7 +87,8 @@ int listeners_reopen(listener_set *cur, listener_set *next, const cfg *oldc, con
 
 /* bus.c */
 int sup_bus_open(supervisor *s);
-int sup_bus_worker_gone(supervisor *s, int proc);  /* sessions it held, now removed */
+int sup_bus_worker_gone(supervisor *s, int proc);  /* sessions it held, now removed or parked */
+int sup_bus_expire_resumable(supervisor *s);
 void sup_bus_admin_session(supervisor *s, const reg_session *r, int index, uint8_t op,
                            const char *text);
 void sup_bus_system(supervisor *s, const char *room, const char *text);
@@ -98,6 +99,8 @@ json_t *command_run(supervisor *s, const char *name, json_t *args, int *status, 
 void command_room_stats(supervisor *s, metric_room_stats *rs);
 void command_audit(supervisor *s, const char *event, const char *user, const char *session,
                    const char *reason, const char *detail);
+void sup_audit_session(supervisor *s, const char *event, const reg_session *r, const char *reason,
+                       const char *detail);
 
 /* control.c, admin_http.c */
 int control_open(supervisor *s);

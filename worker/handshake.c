@@ -5,6 +5,7 @@
 #include "worker/worker.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/resume.h"
 
 #include <sodium.h>
 #include <string.h>
@@ -44,6 +45,16 @@ static const char *find_token(struct lws *wsi, char *buf, int len, size_t *n)
 	return buf;
 }
 
+/* A resume token that is valid for this token's user: its registry index. */
+static int find_resume(worker *w, struct lws *wsi, char *buf, int len)
+{
+	const char *v = lws_get_urlarg_by_name(wsi, "resume=", buf, len);
+	if (!v)
+		return -1;
+	return resume_check(w->shm->resume_key, v, w->pending.sub, w->pending_resume_id,
+	                    sizeof w->pending_resume_id);
+}
+
 int handshake_check(worker *w, struct lws *wsi)
 {
 	static char buf[TOKEN_MAX_LEN + 16];
@@ -70,6 +81,7 @@ int handshake_check(worker *w, struct lws *wsi)
 		return refuse(w, wsi, 401, token_status_reason(st), REJ_AUTH);
 	if (reg_is_banned(w->reg, w->pending.sub, clock_wall_us()))
 		return refuse(w, wsi, 403, "banned", REJ_BANNED);
+	w->pending_resume = find_resume(w, wsi, buf, sizeof buf);
 	w->pending_wsi = wsi;
 	return 0;
 }

@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "proto/bus.h"
 #include "proto/control.h"
+#include "common/resume.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -31,7 +32,7 @@ static void count_close(worker *w, uint16_t code)
 static void count_drop(worker *w, session *s, int reason)
 {
 	atomic_fetch_add_explicit(&w->me->c.frames_dropped[reason], 1, memory_order_relaxed);
-	if (s->reg >= 0)
+	if (s->reg >= 0 && !s->parked)
 		atomic_fetch_add_explicit(&w->reg->s[s->reg].frames_dropped, 1, memory_order_relaxed);
 }
 
@@ -43,7 +44,8 @@ static int write_msg(worker *w, session *s, msgbuf *m)
 	if (m->kind == MSG_AUDIO) {
 		atomic_fetch_add_explicit(&w->me->c.frames_out, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&w->me->c.bytes_out, m->len, memory_order_relaxed);
-		atomic_fetch_add_explicit(&w->reg->s[s->reg].frames_out, 1, memory_order_relaxed);
+		if (!s->parked)
+			atomic_fetch_add_explicit(&w->reg->s[s->reg].frames_out, 1, memory_order_relaxed);
 	}
 	return 0;
 }
@@ -151,6 +153,31 @@ static const char *reason_for_code(uint16_t code)
 	}
 }
 
+/* SPEC 4.6: a session that dropped without the client's close frame, or
+ * that a drain closed, may be resumed; one the client closed, or the
+ * server closed for a reason, ends at once. */
+static int resumable(const worker *w, const char *reason)
+{
+	static const char *const reasons[] = { "lost", "heartbeat", "drain", "shutdown" };
+	if (w->cfg.resume_window_ms <= 0 || !reason)
+		return 0;
+	for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
+		if (!strcmp(reason, reasons[i]))
+			return 1;
+	return 0;
+}
+
+/* The session becomes resumable now, not when its socket is finally gone:
+ * the client may reconnect before lws has finished closing the old one. */
+static void session_park(worker *w, session *s)
+{
+	if (s->parked || s->reg < 0 || !s->established)
+		return;
+	s->parked = 1;
+	w->by_reg[s->reg] = NULL;
+	reg_park(w->reg, s->reg, clock_mono_ms() + w->cfg.resume_window_ms);
+}
+
 void session_close_for(session *s, uint16_t code, const char *reason)
 {
 	if (s->closing)
@@ -158,6 +185,9 @@ void session_close_for(session *s, uint16_t code, const char *reason)
 	s->closing = 1;
 	s->close_code = code;
 	s->end_reason = reason;
+	worker *w = server_worker(s->wsi);
+	if (resumable(w, reason))
+		session_park(w, s);
 	lws_callback_on_writable(s->wsi);
 	lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
 }
@@ -263,21 +293,6 @@ static void make_session_id(char *out, size_t len)
 	sodium_bin2base64(out, len, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 }
 
-/* The resume token: session id and a MAC binding it to the user, under the
- * supervisor's key (it outlives workers, not the daemon). */
-static void make_resume(worker *w, const char *id, const char *user, char *out, size_t len)
-{
-	unsigned char mac[crypto_auth_hmacsha256_BYTES];
-	crypto_auth_hmacsha256_state st;
-	crypto_auth_hmacsha256_init(&st, w->shm->resume_key, sizeof w->shm->resume_key);
-	crypto_auth_hmacsha256_update(&st, (const unsigned char *)id, strlen(id) + 1);
-	crypto_auth_hmacsha256_update(&st, (const unsigned char *)user, strlen(user));
-	crypto_auth_hmacsha256_final(&st, mac);
-	size_t n = strlen(id);
-	snprintf(out, len, "%s.", id);
-	sodium_bin2base64(out + n + 1, len - n - 1, mac, 16, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-}
-
 static int copy_grants(session *s, const token_claims *c)
 {
 	size_t rooms_len = 0;
@@ -293,13 +308,38 @@ static int copy_grants(session *s, const token_claims *c)
 	return 0;
 }
 
+/* A reconnect with a valid resume token takes its parked session back:
+ * same id, ssrc and room, and the members hear nothing. */
+static int try_resume(worker *w, session *s, const token_claims *c, const char *ip)
+{
+	int index = w->pending_resume;
+	if (index < 0 || reg_resume(w->reg, index, w->pending_resume_id, c->sub, w->shm_index,
+	                            w->slot, ip, clock_wall_us()) < 0)
+		return 0;
+	reg_session *r = &w->reg->s[index];
+	s->reg = index;
+	s->ssrc = r->ssrc;
+	s->muted = r->muted;
+	r->listen_only = s->listen_only;
+	return 1;
+}
+
+static int register_new(worker *w, session *s, const token_claims *c, const char *ip)
+{
+	char id[REG_ID_LEN + 1];
+	s->ssrc = shm_next_ssrc(w->shm);
+	make_session_id(id, sizeof id);
+	reg_info info = { id, c->sub, c->room, c->dev, ip, s->ssrc, c->perm_listen, clock_wall_us() };
+	return (s->reg = reg_add(w->reg, w->shm_index, w->slot, &info)) < 0 ? -1 : 0;
+}
+
 int session_open(worker *w, session *s, struct lws *wsi)
 {
 	if (w->pending_wsi != wsi)
 		return -1;  /* no claims: cannot happen with lws 4.1's upgrade sequence */
 	const token_claims *c = &w->pending;
 	w->pending_wsi = NULL;
-	char id[REG_ID_LEN + 1], ip[48] = "", resume[REG_ID_LEN + 40];
+	char ip[REG_IP_LEN] = "", resume[RESUME_TOKEN_MAX];
 	memset(s, 0, sizeof *s);
 	s->wsi = wsi;
 	s->reg = -1;
@@ -312,12 +352,11 @@ int session_open(worker *w, session *s, struct lws *wsi)
 	s->last_rx_ms = s->last_ping_ms = now;
 	set_send_buffer(wsi, (int)w->cfg.send_buffer);
 	s->listen_only = (uint8_t)c->perm_listen;
-	s->ssrc = shm_next_ssrc(w->shm);
-	make_session_id(id, sizeof id);
 	lws_get_peer_simple(wsi, ip, sizeof ip);
-	reg_info info = { id, c->sub, c->room, c->dev, ip, s->ssrc, c->perm_listen, clock_wall_us() };
-	if ((s->reg = reg_add(w->reg, w->shm_index, w->slot, &info)) < 0)
+	int resumed = try_resume(w, s, c, ip);
+	if (!resumed && register_new(w, s, c, ip) < 0)
 		return -1;
+	const reg_session *r = &w->reg->s[s->reg];
 	w->by_reg[s->reg] = s;
 	DL_APPEND2(w->sessions, s, all_prev, all_next);
 	s->established = 1;
@@ -325,16 +364,17 @@ int session_open(worker *w, session *s, struct lws *wsi)
 	atomic_fetch_add_explicit(&w->me->c.accepted_total, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&w->shm->host_connections, 1, memory_order_relaxed);
 
-	make_resume(w, id, c->sub, resume, sizeof resume);
-	json_t *members = session_room_members(w, c->room, s->reg);
-	session_send_text(w, s, ctl_welcome(id, c->sub, c->room, s->ssrc, w->slot,
+	resume_make(w->shm->resume_key, r->id, s->reg, c->sub, resume, sizeof resume);
+	json_t *members = session_room_members(w, r->room, s->reg);
+	session_send_text(w, s, ctl_welcome(r->id, c->sub, r->room, s->ssrc, w->slot,
 	                                    (int)(w->cfg.heartbeat_interval_ms / 1000), resume,
 	                                    members));
-	room_enter(w, s, c->room);
-	room_member_event(w, s, BUS_JOINED);
+	room_enter(w, s, r->room);
+	if (!resumed)
+		room_member_event(w, s, BUS_JOINED);
 	replace_older_connections(w, c->sub);
-	log_msg(LOG_DEBUG, "connect", &(log_fields){ .session = id, .user = c->sub, .room = c->room,
-	                                             .ip = ip, .latency_ms = -1 }, "%s", "");
+	log_msg(LOG_DEBUG, "connect", &(log_fields){ .session = r->id, .user = c->sub, .room = r->room,
+	        .ip = ip, .latency_ms = -1 }, "%s", resumed ? "resumed" : "");
 	return 0;
 }
 
@@ -350,11 +390,16 @@ void session_closed(worker *w, session *s)
 		        .user = w->reg->s[s->reg].user, .room = w->reg->s[s->reg].room,
 		        .ip = w->reg->s[s->reg].ip, .reason = s->end_reason, .latency_ms = -1 },
 		        "close code %u", s->close_code);
-		if (s->room)
+		int park = s->parked || resumable(w, s->end_reason);
+		if (s->room && !park)
 			room_member_event(w, s, BUS_LEFT);
 		room_exit(w, s);
-		w->by_reg[s->reg] = NULL;
-		reg_remove(w->reg, s->reg);
+		if (park)
+			session_park(w, s);
+		else {
+			w->by_reg[s->reg] = NULL;
+			reg_remove(w->reg, s->reg);
+		}
 		DL_DELETE2(w->sessions, s, all_prev, all_next);
 		atomic_fetch_sub_explicit(&w->me->c.connections, 1, memory_order_relaxed);
 		atomic_fetch_sub_explicit(&w->shm->host_connections, 1, memory_order_relaxed);

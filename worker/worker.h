@@ -37,6 +37,7 @@ typedef struct session {
 	int reg;                         /* registry index, -1 until registered */
 	uint32_t ssrc;
 	uint8_t established, muted, listen_only, closing, rooms_any;
+	uint8_t parked;                  /* its registry entry is resumable: no longer ours */
 	uint16_t close_code;             /* sent, or received from the client; 1006 = none */
 	const char *end_reason;          /* audit/log disconnect reason (SPEC 6.4) */
 	uint32_t msg_bytes;              /* bytes of the message being received */
@@ -93,6 +94,8 @@ typedef struct worker {
 	 * no per-session storage yet, ESTABLISHED for the same wsi follows. */
 	struct lws *pending_wsi;
 	token_claims pending;
+	int pending_resume;              /* registry index from a valid resume token, or -1 */
+	char pending_resume_id[REG_ID_LEN + 1];
 
 	local_room *rooms;               /* room.c's table (uthash), rooms with local members */
 	session *sessions;               /* every established session (utlist via all_*) */

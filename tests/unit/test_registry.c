@@ -799,7 +799,7 @@ START_TEST(test_remove_proc)
 	reg_remove(r, 9);     /* proc 0 */
 	seen_set *v = calloc(1, sizeof *v);
 	ck_assert_ptr_nonnull(v);
-	int n = reg_remove_proc(r, 1, collect, v);
+	int n = reg_remove_proc(r, 1, 0, collect, v);
 	int want = 0;
 	for (int k = 0; k < 40; k++)
 		want += procs[k] == 1 && k != 4;
@@ -838,14 +838,14 @@ START_TEST(test_remove_proc)
 	}
 	ck_assert_int_eq(ips, r->live);
 	/* again: nothing left; without a callback; a proc that has none */
-	ck_assert_int_eq(reg_remove_proc(r, 1, collect, v), 0);
-	ck_assert_int_eq(reg_remove_proc(r, 7, NULL, NULL), 0);
+	ck_assert_int_eq(reg_remove_proc(r, 1, 0, collect, v), 0);
+	ck_assert_int_eq(reg_remove_proc(r, 7, 0, NULL, NULL), 0);
 	int left0 = 0;
 	for (int k = 0; k < 40; k++)
 		left0 += procs[k] == 0 && k != 9;
-	ck_assert_int_eq(reg_remove_proc(r, 0, NULL, NULL), left0);
+	ck_assert_int_eq(reg_remove_proc(r, 0, 0, NULL, NULL), left0);
 	int left2 = r->live;
-	ck_assert_int_eq(reg_remove_proc(r, 2, NULL, NULL), left2);
+	ck_assert_int_eq(reg_remove_proc(r, 2, 0, NULL, NULL), left2);
 	ck_assert_int_eq(r->live, 0);
 	ck_assert_int_eq(r->ips_used, 0);
 	/* the freed entries are all reusable */

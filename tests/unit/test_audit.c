@@ -1,0 +1,708 @@
+/* test_audit.c: unit tests for the audit journal's parts that run without
+ * the journal process: the wire codec (common/audit.c), the writer's store
+ * and schema checks (journal/store.c), the read side (common/audit_query.c),
+ * and the producer's backlog against a PULL socket the test opens itself. */
+#include "common/audit.h"
+#include "common/audit_query.h"
+#include "common/clock.h"
+#include "journal/journal.h"
+#include "journal/store.h"
+
+#include <check.h>
+#include <nng/nng.h>
+#include <nng/protocol/pipeline0/pull.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[64], db[128];
+
+static void setup(void)
+{
+	snprintf(dir, sizeof dir, "/tmp/agw-audit-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(db, sizeof db, "%s/audit.db", dir);
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static void exec_sql(const char *path, const char *sql)
+{
+	sqlite3 *h;
+	ck_assert_int_eq(sqlite3_open(path, &h), SQLITE_OK);
+	char *msg = NULL;
+	int rc = sqlite3_exec(h, sql, NULL, NULL, &msg);
+	ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, msg ? msg : "?");
+	sqlite3_close(h);
+}
+
+static int64_t query_int(const char *path, const char *sql)
+{
+	sqlite3 *h;
+	sqlite3_stmt *st;
+	int64_t v = -1;
+	ck_assert_int_eq(sqlite3_open(path, &h), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	return v;
+}
+
+/* Records as the journal gets them: encoded, then decoded in place. */
+typedef struct batch {
+	uint8_t buf[64][2048];
+	audit_record recs[64];
+	int n;
+} batch;
+
+static void batch_add(batch *b, const audit_event *e)
+{
+	ck_assert_int_lt(b->n, 64);
+	size_t len = audit_encode(e, b->buf[b->n], sizeof b->buf[b->n]);
+	ck_assert_uint_gt(len, 0);
+	ck_assert_uint_le(len, sizeof b->buf[b->n]);
+	ck_assert_int_eq(audit_decode(b->buf[b->n], len, &b->recs[b->n]), AUDIT_KIND_EVENT);
+	b->n++;
+}
+
+static void text_eq(audit_text t, const char *s)
+{
+	if (!s) {
+		ck_assert_ptr_null(t.p);
+		return;
+	}
+	ck_assert_ptr_nonnull(t.p);
+	ck_assert_uint_eq(t.len, strlen(s));
+	ck_assert_mem_eq(t.p, s, t.len);
+}
+
+static const char *str_or_null(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	ck_assert_ptr_nonnull(v);
+	return json_is_null(v) ? NULL : json_string_value(v);
+}
+
+/* ---- codec ---- */
+
+START_TEST(test_codec_round_trip)
+{
+	uint8_t buf[1024];
+	audit_event e = { .event = "disconnect", .worker = 3, .session = "s-1", .user = "alice",
+	                  .room = "room/ß", .ip = "10.0.0.1", .reason = "kicked",
+	                  .detail = "{\"code\":4001}", .ts_us = 1795000000123456LL };
+	size_t n = audit_encode(&e, NULL, 0);
+	ck_assert_uint_gt(n, 13);
+	ck_assert_uint_eq(audit_encode(&e, buf, n - 1), n);  /* too small: measured, not written */
+	ck_assert_uint_eq(audit_encode(&e, buf, sizeof buf), n);
+	ck_assert_uint_eq(buf[0], AUDIT_KIND_EVENT);
+	audit_record r;
+	ck_assert_int_eq(audit_decode(buf, n, &r), AUDIT_KIND_EVENT);
+	ck_assert_int_eq(r.ts_us, 1795000000123456LL);
+	ck_assert_int_eq(r.worker, 3);
+	text_eq(r.event, "disconnect");
+	text_eq(r.session, "s-1");
+	text_eq(r.user, "alice");
+	text_eq(r.room, "room/ß");
+	text_eq(r.ip, "10.0.0.1");
+	text_eq(r.reason, "kicked");
+	text_eq(r.detail, "{\"code\":4001}");
+}
+END_TEST
+
+START_TEST(test_codec_nulls_and_now)
+{
+	uint8_t buf[256];
+	audit_event e = { .event = "reload", .worker = -1, .user = "", .detail = NULL };
+	int64_t before = clock_wall_us();
+	size_t n = audit_encode(&e, buf, sizeof buf);
+	int64_t after = clock_wall_us();
+	audit_record r;
+	ck_assert_int_eq(audit_decode(buf, n, &r), AUDIT_KIND_EVENT);
+	ck_assert_int_ge(r.ts_us, before);
+	ck_assert_int_le(r.ts_us, after);
+	ck_assert_int_eq(r.worker, -1);
+	text_eq(r.event, "reload");
+	text_eq(r.session, NULL);
+	text_eq(r.user, NULL);  /* "" is absent */
+	text_eq(r.detail, NULL);
+	audit_event none = { .event = "" };
+	ck_assert_uint_eq(audit_encode(&none, buf, sizeof buf), 0);
+	none.event = NULL;
+	ck_assert_uint_eq(audit_encode(&none, buf, sizeof buf), 0);
+}
+END_TEST
+
+START_TEST(test_codec_limits)
+{
+	static char user[AUDIT_FIELD_MAX + 10], detail[AUDIT_DETAIL_MAX + 2];
+	static uint8_t buf[AUDIT_DETAIL_MAX + 4096];
+	/* "é" is 2 bytes: a cut at AUDIT_FIELD_MAX (even) after one "a" would split one */
+	user[0] = 'a';
+	for (size_t i = 1; i + 2 < sizeof user; i += 2)
+		memcpy(user + i, "\xc3\xa9", 2);
+	memset(detail, 'x', sizeof detail - 1);
+	audit_event e = { .event = "message", .user = user, .detail = detail };
+	size_t n = audit_encode(&e, buf, sizeof buf);
+	audit_record r;
+	ck_assert_int_eq(audit_decode(buf, n, &r), AUDIT_KIND_EVENT);
+	ck_assert_uint_eq(r.user.len, AUDIT_FIELD_MAX - 1);
+	ck_assert_mem_eq(r.user.p, user, r.user.len);
+	char want[64];
+	snprintf(want, sizeof want, "{\"truncated\":true,\"bytes\":%zu}", strlen(detail));
+	text_eq(r.detail, want);
+	detail[AUDIT_DETAIL_MAX] = '\0';  /* exactly the limit: kept */
+	n = audit_encode(&e, buf, sizeof buf);
+	ck_assert_int_eq(audit_decode(buf, n, &r), AUDIT_KIND_EVENT);
+	ck_assert_uint_eq(r.detail.len, AUDIT_DETAIL_MAX);
+}
+END_TEST
+
+START_TEST(test_codec_rejects)
+{
+	uint8_t buf[256];
+	audit_record r;
+	audit_event e = { .event = "join", .room = "lobby" };
+	size_t n = audit_encode(&e, buf, sizeof buf);
+	for (size_t cut = 0; cut < n; cut++)
+		ck_assert_int_eq(audit_decode(buf, cut, &r), -1);
+	buf[n] = 0;
+	ck_assert_int_eq(audit_decode(buf, n + 1, &r), -1);  /* trailing byte */
+	buf[0] = 'Z';
+	ck_assert_int_eq(audit_decode(buf, n, &r), -1);
+	uint8_t fence = AUDIT_KIND_FENCE;
+	ck_assert_int_eq(audit_decode(&fence, 1, &r), AUDIT_KIND_FENCE);
+	/* an event name of length 0 is not an event */
+	n = audit_encode(&e, buf, sizeof buf);
+	uint8_t bad[256];
+	memcpy(bad, buf, 13);
+	memset(bad + 13, 0, 4);
+	memcpy(bad + 17, buf + 13 + 4 + 4, n - 13 - 8);
+	ck_assert_int_eq(audit_decode(bad, n - 4, &r), -1);
+}
+END_TEST
+
+/* ---- store and query ---- */
+
+static void fill(jstore *s)
+{
+	static batch b;
+	b.n = 0;
+	const int64_t t0 = 1795000000000000LL;
+	audit_event ev[] = {
+		{ "worker_start", 0, NULL, NULL, NULL, NULL, NULL, "{\"pid\":42}", t0 },
+		{ "connect", 0, "s1", "alice", "lobby", "10.0.0.1", NULL, NULL, t0 + 1 },
+		{ "join", 0, "s1", "alice", "lobby", "10.0.0.1", NULL, NULL, t0 + 2 },
+		{ "connect", 1, "s2", "bob", "lobby", "10.0.0.2", NULL, NULL, t0 + 3 },
+		{ "auth_fail", 1, NULL, NULL, NULL, "10.0.0.3", "expired", NULL, t0 + 4 },
+		{ "kick", -1, NULL, "bob", NULL, NULL, "spam", "not json {", t0 + 5 },
+		{ "disconnect", 1, "s2", "bob", "lobby", "10.0.0.2", "kicked", "{\"code\":4001}", t0 + 6 },
+		{ "connect", 0, "s3", "carol", "stage", "10.0.0.4", NULL, "[1,2]", t0 + 7 },
+		{ "disconnect", 0, "s1", "alice", "lobby", "10.0.0.1", "client", NULL, t0 + 8 },
+	};
+	for (size_t i = 0; i < sizeof ev / sizeof ev[0]; i++)
+		batch_add(&b, &ev[i]);
+	ck_assert_int_eq(jstore_write_batch(s, b.recs, b.n), 0);
+}
+
+static json_t *q(int64_t since, const char *user, const char *room, const char *event, int limit)
+{
+	char err[512] = "";
+	json_t *rows = audit_query(db, since, user, room, event, limit, err, sizeof err);
+	ck_assert_msg(rows != NULL, "audit_query: %s", err);
+	ck_assert(json_is_array(rows));
+	return rows;
+}
+
+START_TEST(test_store_and_query)
+{
+	char err[512] = "";
+	ck_assert_msg(journal_check_database(db, err, sizeof err) == 0, "%s", err);
+	ck_assert_int_eq(query_int(db, "PRAGMA user_version"), 1);
+	ck_assert_int_eq(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' "
+	                               "AND name LIKE 'audit_%'"), 4);
+	jstore *s = jstore_open(db, err, sizeof err);
+	ck_assert_msg(s != NULL, "%s", err);
+	fill(s);
+
+	json_t *rows = q(0, NULL, NULL, NULL, 0);
+	ck_assert_uint_eq(json_array_size(rows), 9);
+	json_t *first = json_array_get(rows, 0), *last = json_array_get(rows, 8);
+	ck_assert_str_eq(str_or_null(first, "event"), "disconnect");  /* newest first */
+	ck_assert_str_eq(str_or_null(first, "ts"), "2026-11-18T11:06:40.000008Z");
+	ck_assert_str_eq(str_or_null(first, "user"), "alice");
+	ck_assert_str_eq(str_or_null(first, "reason"), "client");
+	ck_assert_int_eq(json_integer_value(json_object_get(first, "worker")), 0);
+	ck_assert(json_is_null(json_object_get(first, "detail")));
+	ck_assert_str_eq(str_or_null(last, "event"), "worker_start");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(last, "detail"), "pid")), 42);
+	ck_assert_ptr_null(str_or_null(last, "session"));
+	ck_assert_ptr_null(str_or_null(last, "user"));
+	ck_assert_ptr_null(str_or_null(last, "room"));
+	ck_assert_ptr_null(str_or_null(last, "ip"));
+	ck_assert_ptr_null(str_or_null(last, "reason"));
+	json_t *kick = json_array_get(rows, 3);
+	ck_assert_str_eq(str_or_null(kick, "event"), "kick");
+	ck_assert(json_is_null(json_object_get(kick, "worker")));         /* the supervisor */
+	ck_assert_str_eq(str_or_null(kick, "detail"), "not json {");        /* kept as a string */
+	ck_assert(json_is_array(json_object_get(json_array_get(rows, 1), "detail")));
+	ck_assert_uint_eq(json_object_size(first), 9);
+	json_decref(rows);
+
+	rows = q(0, "bob", NULL, NULL, 0);
+	ck_assert_uint_eq(json_array_size(rows), 3);
+	ck_assert_str_eq(str_or_null(json_array_get(rows, 0), "event"), "disconnect");
+	ck_assert_str_eq(str_or_null(json_array_get(rows, 2), "event"), "connect");
+	json_decref(rows);
+	rows = q(0, NULL, "lobby", NULL, 0);
+	ck_assert_uint_eq(json_array_size(rows), 5);
+	json_decref(rows);
+	rows = q(0, NULL, NULL, "connect", 0);
+	ck_assert_uint_eq(json_array_size(rows), 3);
+	json_decref(rows);
+	rows = q(0, "alice", "lobby", "connect", 0);
+	ck_assert_uint_eq(json_array_size(rows), 1);
+	ck_assert_str_eq(str_or_null(json_array_get(rows, 0), "session"), "s1");
+	json_decref(rows);
+	rows = q(1795000000000006LL, NULL, NULL, NULL, 0);  /* since: inclusive */
+	ck_assert_uint_eq(json_array_size(rows), 3);
+	json_decref(rows);
+	rows = q(0, NULL, NULL, NULL, 2);
+	ck_assert_uint_eq(json_array_size(rows), 2);
+	ck_assert_str_eq(str_or_null(json_array_get(rows, 1), "event"), "connect");
+	json_decref(rows);
+	rows = q(0, "nobody", "", "", 0);
+	ck_assert_uint_eq(json_array_size(rows), 0);
+	json_decref(rows);
+	jstore_close(s);
+
+	/* checking again keeps the rows */
+	ck_assert_msg(journal_check_database(db, err, sizeof err) == 0, "%s", err);
+	ck_assert_int_eq(query_int(db, "SELECT count(*) FROM audit"), 9);
+}
+END_TEST
+
+START_TEST(test_query_limits)
+{
+	char err[512] = "";
+	static batch b;
+	jstore *s = jstore_open(db, err, sizeof err);
+	ck_assert_msg(s != NULL, "%s", err);
+	for (int round = 0; round < 3; round++) {
+		b.n = 0;
+		for (int i = 0; i < 50; i++) {
+			audit_event e = { .event = "join", .worker = 2, .room = "r",
+			                  .ts_us = 1795000000000000LL + round * 50 + i };
+			batch_add(&b, &e);
+		}
+		ck_assert_int_eq(jstore_write_batch(s, b.recs, b.n), 0);
+	}
+	json_t *rows = q(0, NULL, NULL, NULL, 0);
+	ck_assert_uint_eq(json_array_size(rows), AUDIT_QUERY_LIMIT_DEFAULT);
+	json_decref(rows);
+	rows = q(0, NULL, NULL, NULL, 1000000);
+	ck_assert_uint_eq(json_array_size(rows), 150);
+	json_decref(rows);
+	jstore_close(s);
+}
+END_TEST
+
+START_TEST(test_query_missing_and_empty)
+{
+	char err[512] = "";
+	json_t *rows = audit_query(db, 0, NULL, NULL, NULL, 0, err, sizeof err);
+	ck_assert_ptr_nonnull(rows);
+	ck_assert_uint_eq(json_array_size(rows), 0);
+	json_decref(rows);
+	ck_assert_int_eq(access(db, F_OK), -1);  /* the reader created nothing */
+	exec_sql(db, "CREATE TABLE other (x)");
+	rows = audit_query(db, 0, NULL, NULL, NULL, 0, err, sizeof err);
+	ck_assert_ptr_nonnull(rows);
+	ck_assert_uint_eq(json_array_size(rows), 0);
+	json_decref(rows);
+}
+END_TEST
+
+/* A writer in the middle of a transaction: the reader sees the committed
+ * rows at once, and the writer commits right after. */
+START_TEST(test_query_does_not_block)
+{
+	char err[512] = "";
+	static batch b;
+	jstore *s = jstore_open(db, err, sizeof err);
+	ck_assert_msg(s != NULL, "%s", err);
+	fill(s);
+	sqlite3 *w;
+	ck_assert_int_eq(sqlite3_open(db, &w), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(w, "BEGIN IMMEDIATE; DELETE FROM audit;", NULL, NULL, NULL),
+	                 SQLITE_OK);
+	int64_t t = clock_mono_us();
+	json_t *rows = q(0, NULL, NULL, NULL, 0);
+	ck_assert_int_lt(clock_mono_us() - t, 100000);
+	ck_assert_uint_eq(json_array_size(rows), 9);
+	json_decref(rows);
+	ck_assert_int_eq(sqlite3_exec(w, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(w);
+	/* and a reader holding a snapshot does not stop a batch */
+	sqlite3 *rd;
+	sqlite3_stmt *st;
+	ck_assert_int_eq(sqlite3_open_v2(db, &rd, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(rd, "SELECT id FROM audit", -1, &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	b.n = 0;
+	audit_event e = { .event = "leave", .worker = 1 };
+	batch_add(&b, &e);
+	t = clock_mono_us();
+	ck_assert_int_eq(jstore_write_batch(s, b.recs, b.n), 0);
+	ck_assert_int_lt(clock_mono_us() - t, 100000);
+	ck_assert_int_eq(jstore_checkpoint(s), 0);
+	sqlite3_finalize(st);
+	sqlite3_close(rd);
+	jstore_close(s);
+	ck_assert_int_eq(query_int(db, "SELECT count(*) FROM audit"), 10);
+}
+END_TEST
+
+START_TEST(test_prune)
+{
+	char err[512] = "";
+	static batch b;
+	jstore *s = jstore_open(db, err, sizeof err);
+	ck_assert_msg(s != NULL, "%s", err);
+	b.n = 0;
+	for (int i = 0; i < 60; i++) {
+		audit_event e = { .event = "connect", .ts_us = 1000 + i };  /* 40 old, 20 new */
+		batch_add(&b, &e);
+	}
+	ck_assert_int_eq(jstore_write_batch(s, b.recs, b.n), 0);
+	ck_assert_int_eq(jstore_prune(s, 1040, 15), 15);
+	ck_assert_int_eq(jstore_prune(s, 1040, 15), 15);
+	ck_assert_int_eq(jstore_prune(s, 1040, 15), 10);
+	ck_assert_int_eq(jstore_prune(s, 1040, 15), 0);
+	jstore_close(s);
+	ck_assert_int_eq(query_int(db, "SELECT count(*) FROM audit"), 20);
+	ck_assert_int_eq(query_int(db, "SELECT min(ts_us) FROM audit"), 1040);
+}
+END_TEST
+
+/* ---- schema checks ---- */
+
+static void refused(const char *path, const char *want)
+{
+	char err[512] = "";
+	ck_assert_int_eq(journal_check_database(path, err, sizeof err), -1);
+	ck_assert_msg(strstr(err, path) != NULL, "no file name in \"%s\"", err);
+	ck_assert_msg(strstr(err, want) != NULL, "\"%s\" not in \"%s\"", want, err);
+	ck_assert_ptr_null(jstore_open(path, err, sizeof err));
+}
+
+START_TEST(test_schema_newer)
+{
+	char err[512];
+	ck_assert_int_eq(journal_check_database(db, err, sizeof err), 0);
+	exec_sql(db, "PRAGMA user_version = 2");
+	refused(db, "schema version 2 is newer");
+}
+END_TEST
+
+START_TEST(test_schema_foreign_table)
+{
+	exec_sql(db, "CREATE TABLE audit (id INTEGER PRIMARY KEY, ts INTEGER, what TEXT)");
+	refused(db, "foreign schema");
+	refused(db, "(id, ts, what)");
+	ck_assert_int_eq(query_int(db, "PRAGMA user_version"), 0);  /* left alone */
+}
+END_TEST
+
+START_TEST(test_schema_foreign_types)
+{
+	/* the right names, a wrong NOT NULL */
+	exec_sql(db, "CREATE TABLE audit (id INTEGER PRIMARY KEY, ts_us INTEGER, event TEXT NOT NULL, "
+	             "worker INTEGER, session TEXT, user_id TEXT, room TEXT, ip TEXT, reason TEXT, detail TEXT)");
+	refused(db, "foreign schema");
+}
+END_TEST
+
+START_TEST(test_schema_foreign_database)
+{
+	exec_sql(db, "CREATE TABLE users (id); CREATE TABLE orders (id)");
+	refused(db, "tables: orders, users");
+	ck_assert_int_eq(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'audit'"), 0);
+	exec_sql(db, "DROP TABLE users; DROP TABLE orders; PRAGMA user_version = 1");
+	refused(db, "foreign schema");  /* ours by its version, but no table */
+}
+END_TEST
+
+START_TEST(test_schema_adopts_spec_table)
+{
+	char err[512] = "";
+	exec_sql(db, "CREATE TABLE audit (id INTEGER PRIMARY KEY, ts_us INTEGER NOT NULL, "
+	             "event TEXT NOT NULL, worker INTEGER, session TEXT, user_id TEXT, room TEXT, "
+	             "ip TEXT, reason TEXT, detail TEXT)");
+	ck_assert_msg(journal_check_database(db, err, sizeof err) == 0, "%s", err);
+	ck_assert_int_eq(query_int(db, "PRAGMA user_version"), 1);
+	sqlite3 *h;
+	sqlite3_stmt *st;
+	ck_assert_int_eq(sqlite3_open(db, &h), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(h, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+}
+END_TEST
+
+START_TEST(test_schema_not_sqlite)
+{
+	FILE *f = fopen(db, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("this is not a database, but it is long enough to look like a header....", f);
+	for (int i = 0; i < 100; i++)
+		fputs("0123456789abcdef0123456789abcdef0123456789abcdef\n", f);
+	fclose(f);
+	refused(db, "not a database");
+}
+END_TEST
+
+START_TEST(test_schema_unwritable)
+{
+	char path[192];
+	snprintf(path, sizeof path, "%s/missing-dir/audit.db", dir);
+	refused(path, "cannot open");
+	/* a parent that is a file */
+	snprintf(path, sizeof path, "%s/file", dir);
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+	snprintf(path, sizeof path, "%s/file/audit.db", dir);
+	refused(path, "cannot open");
+	/* a read-only file (root ignores the mode: skip that part then) */
+	char err[512];
+	ck_assert_int_eq(journal_check_database(db, err, sizeof err), 0);
+	ck_assert_int_eq(chmod(db, 0444), 0);
+	if (geteuid() != 0)
+		refused(db, "read-only");
+}
+END_TEST
+
+/* ---- producer ---- */
+
+static nng_socket pull_listen(const char *url)
+{
+	nng_socket s;
+	ck_assert_int_eq(nng_pull0_open(&s), 0);
+	ck_assert_int_eq(nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 2000), 0);
+	ck_assert_int_eq(nng_listen(s, url, NULL, 0), 0);
+	return s;
+}
+
+/* The next event message (fences skipped); 0 when none came in time. */
+static int recv_event(nng_socket s, nng_msg **m, audit_record *r)
+{
+	for (;;) {
+		if (nng_recvmsg(s, m, 0) != 0)
+			return 0;
+		int kind = audit_decode(nng_msg_body(*m), nng_msg_len(*m), r);
+		ck_assert_int_ne(kind, -1);
+		if (kind == AUDIT_KIND_EVENT)
+			return 1;
+		nng_msg_free(*m);
+	}
+}
+
+static void emit_numbered(audit_sink *a, int i)
+{
+	char session[32], detail[64];
+	snprintf(session, sizeof session, "s-%d", i);
+	snprintf(detail, sizeof detail, "{\"n\":%d}", i);
+	audit_event e = { .event = i % 2 ? "disconnect" : "connect", .worker = i % 7,
+	                  .session = session, .user = "u", .room = "r", .ip = "127.0.0.1",
+	                  .reason = i % 2 ? "client" : NULL, .detail = detail, .ts_us = 1000000 + i };
+	audit_emit(a, &e);
+}
+
+static void expect_numbered(nng_socket s, int i)
+{
+	nng_msg *m;
+	audit_record r;
+	char session[32], detail[64];
+	ck_assert_msg(recv_event(s, &m, &r), "event %d never came", i);
+	snprintf(session, sizeof session, "s-%d", i);
+	snprintf(detail, sizeof detail, "{\"n\":%d}", i);
+	ck_assert_int_eq(r.ts_us, 1000000 + i);
+	ck_assert_int_eq(r.worker, i % 7);
+	text_eq(r.event, i % 2 ? "disconnect" : "connect");
+	text_eq(r.session, session);
+	text_eq(r.user, "u");
+	text_eq(r.room, "r");
+	text_eq(r.ip, "127.0.0.1");
+	text_eq(r.reason, i % 2 ? "client" : NULL);
+	text_eq(r.detail, detail);
+	nng_msg_free(m);
+}
+
+static void expect_nothing_more(nng_socket s)
+{
+	nng_msg *m;
+	audit_record r;
+	ck_assert_int_eq(nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 200), 0);
+	ck_assert_int_eq(recv_event(s, &m, &r), 0);
+}
+
+START_TEST(test_producer_backlog)
+{
+	char url[128];
+	snprintf(url, sizeof url, "ipc://%s/audit.ipc", dir);
+	audit_sink *a = audit_open(url, 1000);
+	ck_assert_ptr_nonnull(a);
+	for (int i = 0; i < 1500; i++)
+		emit_numbered(a, i);
+	ck_assert_int_eq(audit_dropped(a), 500);
+	ck_assert_int_eq(audit_pending(a), 1000);
+	ck_assert_int_eq(audit_sent(a), 0);
+	ck_assert_int_eq(audit_flush(a, 0), 1000);
+	ck_assert_int_eq(audit_flush(a, 50), 1000);  /* nobody listens: gives up in time */
+	emit_numbered(a, 1500);                       /* still full */
+	ck_assert_int_eq(audit_dropped(a), 501);
+
+	nng_socket s = pull_listen(url);
+	for (int i = 0; i < 1000; i++)  /* the backlog moves as the reader reads */
+		expect_numbered(s, i);
+	ck_assert_int_eq(audit_flush(a, 5000), 0);
+	ck_assert_int_eq(audit_sent(a), 1000);
+	expect_nothing_more(s);
+	/* room again: new events go through */
+	emit_numbered(a, 2000);
+	ck_assert_int_eq(audit_flush(a, 2000), 0);
+	ck_assert_int_eq(nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 2000), 0);
+	expect_numbered(s, 2000);
+	ck_assert_int_eq(audit_dropped(a), 501);
+	audit_close(a);
+	nng_close(s);
+}
+END_TEST
+
+START_TEST(test_producer_live)
+{
+	char url[128];
+	snprintf(url, sizeof url, "ipc://%s/audit.ipc", dir);
+	nng_socket s = pull_listen(url);
+	audit_sink *a = audit_open(url, 0);
+	ck_assert_ptr_nonnull(a);
+	for (int i = 0; i < 20000; i++)
+		emit_numbered(a, i);
+	ck_assert_int_eq(audit_dropped(a), 0);
+	/* receive while it flushes: the pull side's buffer is smaller than the burst */
+	for (int i = 0; i < 20000; i++)
+		expect_numbered(s, i);
+	ck_assert_int_eq(audit_flush(a, 5000), 0);
+	ck_assert_int_eq(audit_sent(a), 20000);
+	expect_nothing_more(s);
+	audit_close(a);
+	nng_close(s);
+}
+END_TEST
+
+/* The listener comes and goes (a journal restart): nothing emitted while it
+ * is away is lost once it is back. */
+START_TEST(test_producer_reconnect)
+{
+	char url[128];
+	snprintf(url, sizeof url, "ipc://%s/audit.ipc", dir);
+	nng_socket s = pull_listen(url);
+	audit_sink *a = audit_open(url, 0);
+	ck_assert_ptr_nonnull(a);
+	emit_numbered(a, 0);
+	ck_assert_int_eq(audit_flush(a, 2000), 0);
+	expect_numbered(s, 0);
+	nng_close(s);
+	unlink(url + 6);
+	for (int i = 1; i < 100; i++)
+		emit_numbered(a, i);
+	s = pull_listen(url);
+	/* at most the one message in the hands of the dead connection is lost */
+	nng_msg *m;
+	audit_record r;
+	ck_assert(recv_event(s, &m, &r));
+	int first = (int)(r.ts_us - 1000000);
+	ck_assert_int_le(first, 2);
+	nng_msg_free(m);
+	for (int i = first + 1; i < 100; i++)
+		expect_numbered(s, i);
+	ck_assert_int_eq(audit_flush(a, 5000), 0);
+	audit_close(a);
+	nng_close(s);
+}
+END_TEST
+
+START_TEST(test_producer_null_and_close)
+{
+	audit_emit(NULL, &(audit_event){ .event = "x" });
+	ck_assert_int_eq(audit_flush(NULL, 10), 0);
+	audit_close(NULL);
+	ck_assert_ptr_null(audit_open("nope://x", 10));
+	char url[128];
+	snprintf(url, sizeof url, "ipc://%s/audit.ipc", dir);
+	audit_sink *a = audit_open(url, 10);
+	ck_assert_ptr_nonnull(a);
+	audit_emit(a, &(audit_event){ .event = "" });  /* not an event: counted */
+	ck_assert_int_eq(audit_dropped(a), 1);
+	for (int i = 0; i < 5; i++)
+		emit_numbered(a, i);
+	audit_close(a);  /* pending events are discarded, nothing leaks or hangs */
+}
+END_TEST
+
+static Suite *audit_suite(void)
+{
+	Suite *s = suite_create("audit");
+	TCase *codec = tcase_create("codec");
+	tcase_add_test(codec, test_codec_round_trip);
+	tcase_add_test(codec, test_codec_nulls_and_now);
+	tcase_add_test(codec, test_codec_limits);
+	tcase_add_test(codec, test_codec_rejects);
+	suite_add_tcase(s, codec);
+	TCase *store = tcase_create("store");
+	tcase_add_checked_fixture(store, setup, teardown);
+	tcase_add_test(store, test_store_and_query);
+	tcase_add_test(store, test_query_limits);
+	tcase_add_test(store, test_query_missing_and_empty);
+	tcase_add_test(store, test_query_does_not_block);
+	tcase_add_test(store, test_prune);
+	tcase_add_test(store, test_schema_newer);
+	tcase_add_test(store, test_schema_foreign_table);
+	tcase_add_test(store, test_schema_foreign_types);
+	tcase_add_test(store, test_schema_foreign_database);
+	tcase_add_test(store, test_schema_adopts_spec_table);
+	tcase_add_test(store, test_schema_not_sqlite);
+	tcase_add_test(store, test_schema_unwritable);
+	suite_add_tcase(s, store);
+	TCase *producer = tcase_create("producer");
+	tcase_add_checked_fixture(producer, setup, teardown);
+	tcase_set_timeout(producer, 30);
+	tcase_add_test(producer, test_producer_backlog);
+	tcase_add_test(producer, test_producer_live);
+	tcase_add_test(producer, test_producer_reconnect);
+	tcase_add_test(producer, test_producer_null_and_close);
+	suite_add_tcase(s, producer);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(audit_suite());
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
