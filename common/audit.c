@@ -1,6 +1,6 @@
 /* audit.c: the audit producer (see audit.h). Owns the PUSH socket, the
- * backlog (an open batch being filled plus a ring of closed batches), the
- * nng_aio that pumps the ring and the one that closes a lingering batch.
+ * backlog (an open batch being filled plus a ring of closed batches) and the
+ * nng_aio that pumps the ring.
  *
  * Why an aio pump and not nng_send(NONBLOCK) into NNG_OPT_SENDBUF: messages
  * inside NNG's send buffer cannot be counted or waited for, so an exiting
@@ -12,10 +12,14 @@
  * previous one, which gives audit_flush() its fence: once a fence message
  * has been handed over, every event before it is in the journal's socket.
  *
- * Locking: a->mu guards the backlog and the state; nng_send_aio and
- * nng_sleep_aio are always called with it held, so audit_close() can stop
- * both aios for certain. NNG completes aios on its own threads, never inside
- * the call that starts them. */
+ * The open batch is closed by the emit that finds it AUDIT_LINGER_MS old
+ * (or full), and by audit_flush(); there is no timer of our own: an
+ * nng_sleep_aio per batch costs NNG 1.5's expire thread more CPU than
+ * everything else here together (measured).
+ *
+ * Locking: a->mu guards the backlog and the state; nng_send_aio is always
+ * called with it held, so audit_close() can stop the pump for certain. NNG
+ * completes aios on its own threads, never inside nng_send_aio. */
 #include "common/audit.h"
 #include "common/clock.h"
 
@@ -42,15 +46,14 @@ typedef struct batch {
 struct audit_sink {
 	nng_socket sock;
 	nng_aio *pump;             /* sends the ring's head */
-	nng_aio *linger;           /* closes the open batch AUDIT_LINGER_MS after its first event */
 	pthread_mutex_t mu;
 	pthread_cond_t idle;       /* signalled when the pump goes idle or a fence passes */
 	batch open;                /* being filled; not in the ring yet */
+	int64_t open_since_ms;     /* when its first event came */
 	batch *ring;               /* closed batches, oldest at head */
 	size_t cap, head, len, ring_max;
 	batch in_flight;           /* what the pump holds (m NULL = idle) */
 	int backlog_max;
-	int linger_armed;
 	int fence_out;             /* a fence is queued or in flight */
 	int unfenced;              /* events were handed over after the last fence */
 	int closing;
@@ -279,21 +282,13 @@ static void on_sent(void *arg)
 	pthread_mutex_unlock(&a->mu);
 }
 
-static void on_linger(void *arg)
-{
-	audit_sink *a = arg;
-	pthread_mutex_lock(&a->mu);
-	a->linger_armed = 0;
-	if (!a->closing)
-		close_open_locked(a);
-	pthread_mutex_unlock(&a->mu);
-}
-
 /* Appends one encoded event of n bytes to the open batch. */
 static int append_locked(audit_sink *a, const audit_event *e, size_t n)
 {
 	if (!a->open.m && nng_msg_alloc(&a->open.m, 0) != 0)
 		return -1;
+	if (a->open.n == 0)
+		a->open_since_ms = clock_mono_ms();
 	nng_msg *m = a->open.m;
 	size_t len = nng_msg_len(m), cap = nng_msg_capacity(m);
 	if (len + n > cap) {
@@ -335,7 +330,6 @@ static int sink_socket(audit_sink *a, const char *url)
 	    (rv = nng_socket_set_ms(a->sock, NNG_OPT_RECONNMINT, 20)) ||
 	    (rv = nng_socket_set_ms(a->sock, NNG_OPT_RECONNMAXT, 500)) ||
 	    (rv = nng_aio_alloc(&a->pump, on_sent, a)) ||
-	    (rv = nng_aio_alloc(&a->linger, on_linger, a)) ||
 	    (rv = nng_dial(a->sock, url, NULL, NNG_FLAG_NONBLOCK))) {
 		nng_close(a->sock);
 		return rv;
@@ -363,8 +357,6 @@ audit_sink *audit_open(const char *url, int backlog_max)
 err:
 	if (a->pump)
 		nng_aio_free(a->pump);
-	if (a->linger)
-		nng_aio_free(a->linger);
 	pthread_cond_destroy(&a->idle);
 	pthread_mutex_destroy(&a->mu);
 	free(a);
@@ -382,13 +374,9 @@ void audit_emit(audit_sink *a, const audit_event *e)
 	}
 	pthread_mutex_lock(&a->mu);
 	int rv = a->closing || append_locked(a, e, n);
-	if (rv == 0 && (a->open.n >= AUDIT_BATCH_EVENTS ||
-	                nng_msg_len(a->open.m) >= AUDIT_BATCH_BYTES)) {
+	if (rv == 0 && (a->open.n >= AUDIT_BATCH_EVENTS || nng_msg_len(a->open.m) >= AUDIT_BATCH_BYTES ||
+	                clock_mono_ms() - a->open_since_ms >= AUDIT_LINGER_MS))
 		close_open_locked(a);
-	} else if (rv == 0 && !a->linger_armed) {
-		a->linger_armed = 1;
-		nng_sleep_aio(AUDIT_LINGER_MS, a->linger);
-	}
 	pthread_mutex_unlock(&a->mu);
 	if (rv != 0)
 		atomic_fetch_add(&a->dropped, 1);
@@ -438,10 +426,8 @@ void audit_close(audit_sink *a)
 	pthread_mutex_lock(&a->mu);
 	a->closing = 1;            /* from here on no one starts an aio */
 	pthread_mutex_unlock(&a->mu);
-	nng_aio_stop(a->linger);
 	nng_close(a->sock);        /* fails the send in flight, if any */
 	nng_aio_free(a->pump);     /* waits for its callback */
-	nng_aio_free(a->linger);
 	for (batch b = ring_pop(a); b.m; b = ring_pop(a))
 		nng_msg_free(b.m);
 	if (a->open.m)

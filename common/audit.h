@@ -3,13 +3,16 @@
  *
  * audit_emit() never blocks: it encodes the event and appends it to the
  * sink's bounded FIFO backlog. Events travel in batches: one NNG message
- * holds every event emitted within AUDIT_LINGER_MS (at most
+ * holds the events emitted within AUDIT_LINGER_MS (at most
  * AUDIT_BATCH_EVENTS / AUDIT_BATCH_BYTES), because one message per event
  * costs the journal more in thread hand-offs than SQLite costs per row.
- * NNG's own threads push the batches to the journal (PUSH socket dialing its
- * PULL socket) one after the other, without the caller's loop. When the
- * journal is slow, restarting or absent, events wait in the backlog; an
- * event that finds it full is counted in audit_dropped() and discarded.
+ * A batch leaves when full, when an emit finds it AUDIT_LINGER_MS old, or at
+ * the next audit_flush(): call audit_flush(a, 0) from a timer every 10-50 ms
+ * so the last events of a burst do not wait for the next one. NNG's own
+ * threads push the batches to the journal (PUSH socket dialing its PULL
+ * socket) one after the other. When the journal is slow, restarting or
+ * absent, events wait in the backlog; an event that finds it full is counted
+ * in audit_dropped() and discarded.
  *
  * Callers: one thread per sink (the worker's or the supervisor's loop). */
 #ifndef AGW_AUDIT_H
@@ -21,7 +24,7 @@
 #define AUDIT_BACKLOG_DEFAULT 100000
 #define AUDIT_FIELD_MAX 1024       /* event/session/user/room/ip/reason: longer is cut */
 #define AUDIT_DETAIL_MAX 65536     /* longer detail is replaced by {"truncated":true,...} */
-#define AUDIT_LINGER_MS 10         /* an event waits at most this long for company */
+#define AUDIT_LINGER_MS 10         /* a batch takes events for this long (see above) */
 #define AUDIT_BATCH_EVENTS 512     /* per message */
 #define AUDIT_BATCH_BYTES 65536    /* a batch is closed once it holds this much */
 
@@ -45,10 +48,10 @@ audit_sink *audit_open(const char *url, int backlog_max);
  * event without a name counts as dropped. */
 void audit_emit(audit_sink *a, const audit_event *e);
 
-/* Returns how many events are still waiting (not yet handed to the journal's
- * connection). timeout_ms = 0 sends what lingers now and only reports: a
- * periodic call is not needed for delivery (it is cheap if you want the
- * number for metrics). timeout_ms > 0 (at exit) waits up to that long until
+/* Sends the open batch and returns how many events are still waiting (not
+ * yet handed to the journal's connection). timeout_ms = 0 does not wait:
+ * call it from a timer every 10-50 ms (cheap: a lock, no syscall when there
+ * is nothing to send). timeout_ms > 0 (at exit) waits up to that long until
  * every event has been written to the journal's socket, so that exiting
  * right after a return of 0 loses nothing. */
 int audit_flush(audit_sink *a, int timeout_ms);

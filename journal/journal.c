@@ -148,7 +148,7 @@ static void bad_message(journal *j, nng_msg *m, int taken)
 static void batch_take(journal *j, nng_msg *m)
 {
 	size_t off = 0;
-	int taken = 0, rc;
+	int taken = 0, rc = 0;
 	if (j->n == 0)
 		j->batch_ms = clock_mono_ms();
 	while (taken < AUDIT_BATCH_EVENTS &&

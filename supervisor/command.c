@@ -4,6 +4,7 @@
  * directly, actions on sessions go to their workers over the bus and answer
  * how many connections they reached. */
 #include "supervisor/supervisor.h"
+#include "common/audit_query.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "proto/bus.h"
@@ -305,23 +306,17 @@ static json_t *cmd_broadcast(cmd_ctx *c)
 
 static json_t *cmd_audit(cmd_ctx *c)
 {
-	return fail(c, 501, "the audit journal is not available yet");
-}
-
-void sup_audit_session(supervisor *s, const char *event, const reg_session *r, const char *reason,
-                       const char *detail)
-{
-	(void)s;
-	log_msg(LOG_DEBUG, event, &(log_fields){ .session = r->id, .user = r->user, .room = r->room,
-	        .ip = r->ip, .reason = reason, .latency_ms = -1 }, "%s", detail ? detail : "");
-}
-
-void command_audit(supervisor *s, const char *event, const char *user, const char *session,
-                   const char *reason, const char *detail)
-{
-	(void)s;
-	log_msg(LOG_INFO, event, &(log_fields){ .user = user, .session = session, .reason = reason,
-	                                        .latency_ms = -1 }, "%s", detail ? detail : "");
+	char err[256] = "";
+	json_t *v = json_object_get(c->args, "since_ms");
+	json_int_t since_ms = json_integer_value(v), limit = json_integer_value(json_object_get(c->args, "limit"));
+	if (since_ms < 0 || (v && !json_is_integer(v)))
+		return fail(c, 400, "since: a duration such as 1h or 30m");
+	if (limit < 0 || limit > 10000)
+		return fail(c, 400, "limit: 1 to 10000");
+	int64_t since_us = since_ms > 0 ? clock_wall_us() - since_ms * 1000 : 0;
+	json_t *rows = audit_query(c->s->cfg.audit_database, since_us, arg_str(c, "user"),
+	                           arg_str(c, "room"), arg_str(c, "event"), (int)limit, err, sizeof err);
+	return rows ? rows : fail(c, 500, err[0] ? err : "cannot read the audit journal");
 }
 
 static json_t *cmd_metrics(cmd_ctx *c)

@@ -86,6 +86,9 @@ static void fleet_spawn(supervisor *s, worker_proc *w)
 	if (s->draining)  /* a worker restarted during a host drain drains too */
 		atomic_store(&s->shm->procs[w->shm_index].command, SHM_CMD_DRAIN_HOST);
 	log_info("worker_start", "slot %d pid %d generation %d", w->slot, (int)pid, w->generation);
+	char detail[80];
+	snprintf(detail, sizeof detail, "{\"pid\":%d,\"generation\":%d}", (int)pid, w->generation);
+	sup_audit_worker(s, "worker_start", w->slot, NULL, detail);
 }
 
 static void fleet_restart_cb(evutil_socket_t fd, short what, void *arg)
@@ -125,6 +128,11 @@ static void fleet_worker_exited(supervisor *s, worker_proc *w, int status)
 	int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
 	log_msg(s->stopping || w->retiring || clean ? LOG_INFO : LOG_WARN, "worker_exit", NULL,
 	        "slot %d pid %d %s after %lld ms", w->slot, (int)w->pid, how, (long long)lived);
+	char detail[160];
+	snprintf(detail, sizeof detail, "{\"pid\":%d,\"generation\":%d,\"%s\":%d,\"lived_ms\":%lld}",
+	         (int)w->pid, w->generation, WIFSIGNALED(status) ? "signal" : "status",
+	         WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), (long long)lived);
+	sup_audit_worker(s, "worker_exit", w->slot, clean ? "exit" : "crash", detail);
 	int lost = sup_bus_worker_gone(s, w->shm_index);
 	if (lost)
 		log_warn("worker_exit", "slot %d: %d sessions lost with the worker", w->slot, lost);

@@ -6,6 +6,7 @@
 #include "supervisor/supervisor.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "journal/journal.h"
 #include "worker/worker.h"
 
 #include <errno.h>
@@ -50,11 +51,6 @@ static int load_config(supervisor *s, const char *file)
 	return 0;
 }
 
-void journal_reaped(supervisor *s, pid_t pid, int status)
-{
-	(void)s, (void)pid, (void)status;
-}
-
 #define HOUSEKEEPING_MS 250
 
 /* Periodic chores: resume windows that passed. */
@@ -71,6 +67,24 @@ static void on_stop_deadline(evutil_socket_t fd, short what, void *arg)
 	log_warn("shutdown", "%d workers still running after the drain timeout: killing them",
 	         fleet_running(s));
 	fleet_signal_all(s, SIGKILL);
+	if (s->journal_pid > 0 && !fleet_running(s))
+		kill(s->journal_pid, SIGKILL);
+}
+
+/* Shutdown order: workers drain and exit (flushing their audit events),
+ * then the supervisor's own events, then the journal, then the loop ends. */
+static void stop_when_done(supervisor *s)
+{
+	if (fleet_running(s))
+		return;
+	if (s->journal_pid > 0) {
+		if (!s->journal_stopping) {
+			s->journal_stopping = 1;
+			sup_journal_stop(s);
+		}
+		return;
+	}
+	event_base_loopbreak(s->base);
 }
 
 static void begin_stop(supervisor *s, int sig)
@@ -84,8 +98,7 @@ static void begin_stop(supervisor *s, int sig)
 	struct event *deadline = evtimer_new(s->base, on_stop_deadline, s);
 	struct timeval tv = { wait_ms / 1000, (wait_ms % 1000) * 1000 };
 	evtimer_add(deadline, &tv);
-	if (!fleet_running(s))
-		event_base_loopbreak(s->base);
+	stop_when_done(s);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -99,8 +112,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		break;
 	case SIGCHLD:
 		fleet_reap(s);
-		if (s->stopping && !fleet_running(s))
-			event_base_loopbreak(s->base);
+		if (s->stopping)
+			stop_when_done(s);
 		break;
 	case SIGHUP:
 		supervisor_reload(s);
@@ -159,6 +172,8 @@ static int supervisor_run(supervisor *s, int foreground)
 		snprintf(err, sizeof err, "cannot create shared memory: %s", strerror(errno));
 		goto err;
 	}
+	if (sup_audit_open(s, err, sizeof err) < 0)
+		goto err;
 	if (sup_bus_open(s) < 0) {
 		snprintf(err, sizeof err, "cannot open the bus in %.400s", s->cfg.run_dir);
 		goto err;
@@ -179,6 +194,7 @@ static int supervisor_run(supervisor *s, int foreground)
 	struct event *chores = event_new(s->base, -1, EV_PERSIST, on_housekeeping, s);
 	struct timeval every = { 0, HOUSEKEEPING_MS * 1000 };
 	evtimer_add(chores, &every);
+	sup_journal_start(s);
 	if (fleet_start_generation(s) < 0) {
 		snprintf(err, sizeof err, "cannot start workers");
 		begin_stop(s, SIGTERM);
@@ -197,6 +213,7 @@ out:
 		if (sig_ev[i])
 			event_free(sig_ev[i]);
 	fleet_free(s);
+	sup_audit_close(s);
 	listeners_close(&s->listeners);
 	runfile_release(s);
 	return rc;
@@ -206,6 +223,8 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "--worker") == 0)
 		return worker_main(argc, argv);
+	if (argc > 1 && strcmp(argv[1], "--journal") == 0)
+		return journal_main(argc, argv);
 
 	static supervisor sup;
 	const char *file = DEFAULT_CONFIG;

@@ -64,6 +64,7 @@ typedef struct supervisor {
 	int n_gen[2];
 	int cur;                   /* index of the current generation in gens */
 	int stopping;              /* SIGTERM/SIGINT received */
+	int journal_stopping;
 	int64_t stop_deadline_ms;
 	nng_socket bus;            /* bus.c: speaks for dead workers */
 	metric_totals retired[SUP_MAX_WORKERS]; /* counters of dead processes, per slot */
@@ -75,6 +76,11 @@ typedef struct supervisor {
 	struct event *control_ev;
 	struct evhttp *http;       /* admin_http.c */
 	char last_error[512];      /* why the last reload failed */
+	struct audit_sink *audit;  /* audit.c: the supervisor's own events */
+	pid_t journal_pid;
+	int64_t journal_started_ms;
+	int journal_crashes;
+	struct event *journal_timer;
 	int runfile_fd;
 	char pid_path[CFG_PATH_MAX + 32];
 } supervisor;
@@ -135,6 +141,14 @@ int fleet_running(const supervisor *s);
 void fleet_free(supervisor *s);
 
 void fleet_retired(supervisor *s);     /* reload.c: a retiring worker is gone */
-void journal_reaped(supervisor *s, pid_t pid, int status);  /* main.c */
+
+/* audit.c */
+int sup_audit_open(supervisor *s, char *err, size_t errlen);   /* checks the database too */
+void sup_journal_start(supervisor *s);
+void sup_journal_stop(supervisor *s);
+void journal_reaped(supervisor *s, pid_t pid, int status);
+void sup_audit_close(supervisor *s);
+void sup_audit_worker(supervisor *s, const char *event, int slot, const char *reason,
+                      const char *detail);
 
 #endif

@@ -25,7 +25,7 @@ static session *admin_target(worker *w, const bus_msg *m, const char **text)
 static void admin_mute(worker *w, session *s, int muted)
 {
 	session_send_text(w, s, ctl_by_admin(muted ? "muted" : "unmuted"));
-	session_set_muted(w, s, muted);
+	session_set_muted(w, s, muted, "admin");
 }
 
 static void admin_system(worker *w, const char *room, const char *text)

@@ -43,20 +43,23 @@ static void on_join(worker *w, session *s, const char *room)
 		return;
 	}
 	if (strcmp(s->room->name, room) != 0) {
+		event_session(w, "leave", s, NULL, NULL);
 		room_member_event(w, s, BUS_LEFT);
 		room_exit(w, s);
 		reg_move(w->reg, s->reg, room);
 		room_enter(w, s, room);
 		room_member_event(w, s, BUS_JOINED);
+		event_session(w, "join", s, NULL, NULL);
 	}
 	session_send_text(w, s, ctl_joined(room, session_room_members(w, room, s->reg)));
 }
 
 /* Self mute, or an operator's: members hear it once per change. */
-void session_set_muted(worker *w, session *s, int muted)
+void session_set_muted(worker *w, session *s, int muted, const char *by)
 {
 	if (s->muted == muted)
 		return;
+	event_session(w, muted ? "mute" : "unmute", s, by, NULL);
 	s->muted = (uint8_t)muted;
 	reg_set_muted(w->reg, s->reg, muted);
 	room_member_event(w, s, muted ? BUS_MUTED : BUS_UNMUTED);
@@ -73,10 +76,10 @@ void control_on_message(worker *w, session *s, const char *text, size_t len)
 		on_join(w, s, req.room);
 		break;
 	case CTL_MUTE:
-		session_set_muted(w, s, 1);
+		session_set_muted(w, s, 1, "self");
 		break;
 	case CTL_UNMUTE:
-		session_set_muted(w, s, 0);
+		session_set_muted(w, s, 0, "self");
 		break;
 	case CTL_BAD:
 		on_bad(w, s, req.error);

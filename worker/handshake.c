@@ -12,16 +12,14 @@
 #include <strings.h>
 #include <time.h>
 
-static int refuse(worker *w, struct lws *wsi, unsigned status, const char *code, int reason)
+static int refuse(worker *w, struct lws *wsi, unsigned status, const char *code, int reason,
+                  const char *user)
 {
-	char body[96], ip[48] = "";
+	char body[96], ip[REG_IP_LEN] = "";
 	snprintf(body, sizeof body, "{\"error\":\"%s\"}", code);
 	atomic_fetch_add_explicit(&w->me->c.handshake_rejected[reason], 1, memory_order_relaxed);
-	if (log_enabled(LOG_DEBUG)) {
-		lws_get_peer_simple(wsi, ip, sizeof ip);
-		log_msg(LOG_DEBUG, status == 401 ? "auth_fail" : "rejected",
-		        &(log_fields){ .ip = ip, .reason = code, .latency_ms = -1 }, "HTTP %u", status);
-	}
+	lws_get_peer_simple(wsi, ip, sizeof ip);
+	event_handshake(w, status == 401 ? "auth_fail" : "rejected", ip, user, code, status);
 	server_http_reply(wsi, status, body);
 	return 1;
 }
@@ -60,27 +58,27 @@ int handshake_check(worker *w, struct lws *wsi)
 	static char buf[TOKEN_MAX_LEN + 16];
 	char uri[256];
 	if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, w->cfg.path))
-		return refuse(w, wsi, 404, "not_found", REJ_PATH);
+		return refuse(w, wsi, 404, "not_found", REJ_PATH, NULL);
 	if (w->stopping || w->draining)
-		return refuse(w, wsi, 503, "draining", REJ_DRAINING);
+		return refuse(w, wsi, 503, "draining", REJ_DRAINING, NULL);
 	if (atomic_load_explicit(&w->shm->host_connections, memory_order_relaxed) >=
 	    w->cfg.max_connections)
-		return refuse(w, wsi, 503, "server_full", REJ_FULL);
+		return refuse(w, wsi, 503, "server_full", REJ_FULL, NULL);
 	if (!tb_take(&w->handshakes, (int64_t)uv_now(&w->loop)))
-		return refuse(w, wsi, 429, "rate_limited", REJ_RATE);
+		return refuse(w, wsi, 429, "rate_limited", REJ_RATE, NULL);
 	char ip[REG_IP_LEN] = "";
 	lws_get_peer_simple(wsi, ip, sizeof ip);
 	if (reg_ip_count(w->reg, ip) >= w->cfg.max_conns_per_ip)
-		return refuse(w, wsi, 429, "too_many_connections", REJ_IP_LIMIT);
+		return refuse(w, wsi, 429, "too_many_connections", REJ_IP_LIMIT, NULL);
 	size_t n;
 	const char *token = find_token(wsi, buf, sizeof buf, &n);
 	token_status st = token_verify(token, n, &w->keys, (int64_t)time(NULL),
 	                               w->cfg.leeway_ms / 1000, &w->pending);
 	sodium_memzero(buf, sizeof buf);
 	if (st != TOKEN_OK)
-		return refuse(w, wsi, 401, token_status_reason(st), REJ_AUTH);
+		return refuse(w, wsi, 401, token_status_reason(st), REJ_AUTH, NULL);
 	if (reg_is_banned(w->reg, w->pending.sub, clock_wall_us()))
-		return refuse(w, wsi, 403, "banned", REJ_BANNED);
+		return refuse(w, wsi, 403, "banned", REJ_BANNED, w->pending.sub);
 	w->pending_resume = find_resume(w, wsi, buf, sizeof buf);
 	w->pending_wsi = wsi;
 	return 0;

@@ -373,8 +373,9 @@ int session_open(worker *w, session *s, struct lws *wsi)
 	if (!resumed)
 		room_member_event(w, s, BUS_JOINED);
 	replace_older_connections(w, c->sub);
-	log_msg(LOG_DEBUG, "connect", &(log_fields){ .session = r->id, .user = c->sub, .room = r->room,
-	        .ip = ip, .latency_ms = -1 }, "%s", resumed ? "resumed" : "");
+	char detail[64];
+	snprintf(detail, sizeof detail, "{\"ssrc\":%u%s}", s->ssrc, resumed ? ",\"resumed\":true" : "");
+	event_session(w, "connect", s, NULL, detail);
 	return 0;
 }
 
@@ -386,10 +387,9 @@ void session_closed(worker *w, session *s)
 			s->close_code = 1006;
 		}
 		count_close(w, s->close_code);
-		log_msg(LOG_DEBUG, "disconnect", &(log_fields){ .session = w->reg->s[s->reg].id,
-		        .user = w->reg->s[s->reg].user, .room = w->reg->s[s->reg].room,
-		        .ip = w->reg->s[s->reg].ip, .reason = s->end_reason, .latency_ms = -1 },
-		        "close code %u", s->close_code);
+		char detail[32];
+		snprintf(detail, sizeof detail, "{\"code\":%u}", s->close_code);
+		event_session(w, "disconnect", s, s->end_reason, detail);
 		int park = s->parked || resumable(w, s->end_reason);
 		if (s->room && !park)
 			room_member_event(w, s, BUS_LEFT);

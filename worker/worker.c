@@ -6,6 +6,7 @@
  * EAGAIN (another worker may win the race) and adopts each connection into
  * lws (lws 4.1.6 cannot listen on an inherited socket itself). */
 #include "worker/worker.h"
+#include "common/audit.h"
 #include "common/log.h"
 
 #include <errno.h>
@@ -26,6 +27,7 @@
 #define ACCEPT_BATCH 256        /* bounded work per wakeup, fairness with traffic */
 #define SHUTDOWN_POLL_MS 10
 #define SWEEP_MS 1000
+#define AUDIT_EXIT_FLUSH_MS 3000
 #define READY_CHECK_MS 10
 #define READY_WAIT_MAX_MS 3000
 
@@ -139,6 +141,7 @@ static void on_ready_check(uv_timer_t *t)
 static void on_sweep(uv_timer_t *t)
 {
 	session_sweep(t->loop->data);
+	event_publish_counters(t->loop->data);
 }
 
 static void on_shutdown_poll(uv_timer_t *t)
@@ -260,6 +263,10 @@ int worker_main(int argc, char **argv)
 	uv_loop_init(&w.loop);
 	w.loop.data = &w;
 	watch_signals(&w);
+	char audit_url[CFG_PATH_MAX + 32];
+	snprintf(audit_url, sizeof audit_url, "ipc://%s/audit.ipc", w.cfg.run_dir);
+	if (!(w.audit = audit_open(audit_url, AUDIT_BACKLOG_DEFAULT)))
+		log_error("startup", "cannot open the audit sink %s: events are not recorded", audit_url);
 	if (!w.by_reg || sodium_init() < 0 || bus_start(&w) < 0 || server_create(&w) < 0 ||
 	    watch_listeners(&w) < 0)
 		return 1;
@@ -270,6 +277,9 @@ int worker_main(int argc, char **argv)
 	uv_timer_start(&w.ready_check, on_ready_check, 0, READY_CHECK_MS);
 	uv_run(&w.loop, UV_RUN_DEFAULT);
 	int rc = uv_loop_close(&w.loop);
+	if (w.audit && audit_flush(w.audit, AUDIT_EXIT_FLUSH_MS))
+		log_warn("worker_exit", "audit events still pending at exit: the journal is not there");
+	event_publish_counters(&w);
 	log_info("worker_exit", "stopped%s", rc ? " (loop not clean)" : "");
 	return 0;
 }

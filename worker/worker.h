@@ -103,6 +103,7 @@ typedef struct worker {
 	uv_timer_t sweep;                /* heartbeat timeouts, once a second */
 	token_bucket handshakes;         /* handshakes_per_second */
 	uint64_t frames_seen;            /* for latency sampling */
+	struct audit_sink *audit;        /* to the journal; never blocks */
 
 	/* bus.c */
 	nng_socket bus_pub, bus_sub;
@@ -152,7 +153,14 @@ json_t *session_room_members(worker *w, const char *room, int except_reg);
 
 /* control.c */
 void control_on_message(worker *w, session *s, const char *text, size_t len);
-void session_set_muted(worker *w, session *s, int muted);
+void session_set_muted(worker *w, session *s, int muted, const char *by);
+
+/* events.c: audit rows and debug log lines */
+void event_session(worker *w, const char *event, const session *s, const char *reason,
+                   const char *detail);
+void event_handshake(worker *w, const char *event, const char *ip, const char *user,
+                     const char *reason, unsigned status);
+void event_publish_counters(worker *w);
 
 /* admin.c */
 struct bus_msg;

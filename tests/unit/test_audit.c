@@ -497,26 +497,51 @@ END_TEST
 
 /* ---- producer ---- */
 
-static nng_socket pull_listen(const char *url)
-{
+/* The journal's side, as the journal reads it: messages of records. */
+typedef struct reader {
 	nng_socket s;
-	ck_assert_int_eq(nng_pull0_open(&s), 0);
-	ck_assert_int_eq(nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 2000), 0);
-	ck_assert_int_eq(nng_listen(s, url, NULL, 0), 0);
-	return s;
+	nng_msg *m;
+	size_t off;
+	int messages, fences;
+} reader;
+
+static void reader_listen(reader *rd, const char *url)
+{
+	memset(rd, 0, sizeof *rd);
+	ck_assert_int_eq(nng_pull0_open(&rd->s), 0);
+	ck_assert_int_eq(nng_socket_set_ms(rd->s, NNG_OPT_RECVTIMEO, 2000), 0);
+	ck_assert_int_eq(nng_listen(rd->s, url, NULL, 0), 0);
 }
 
-/* The next event message (fences skipped); 0 when none came in time. */
-static int recv_event(nng_socket s, nng_msg **m, audit_record *r)
+static void reader_close(reader *rd)
+{
+	if (rd->m)
+		nng_msg_free(rd->m);
+	rd->m = NULL;
+	nng_close(rd->s);
+}
+
+/* The next event (fences skipped); 0 when none came in time. r points into
+ * rd's current message. */
+static int next_event(reader *rd, audit_record *r)
 {
 	for (;;) {
-		if (nng_recvmsg(s, m, 0) != 0)
+		if (rd->m) {
+			int rc = audit_decode_next(nng_msg_body(rd->m), nng_msg_len(rd->m), &rd->off, r);
+			ck_assert_int_ne(rc, -1);
+			if (rc == AUDIT_KIND_EVENT)
+				return 1;
+			nng_msg_free(rd->m);
+			rd->m = NULL;
+		}
+		if (nng_recvmsg(rd->s, &rd->m, 0) != 0) {
+			rd->m = NULL;
 			return 0;
-		int kind = audit_decode(nng_msg_body(*m), nng_msg_len(*m), r);
-		ck_assert_int_ne(kind, -1);
-		if (kind == AUDIT_KIND_EVENT)
-			return 1;
-		nng_msg_free(*m);
+		}
+		rd->off = 0;
+		rd->messages++;
+		if (nng_msg_len(rd->m) == 1 && *(uint8_t *)nng_msg_body(rd->m) == AUDIT_KIND_FENCE)
+			rd->fences++;
 	}
 }
 
@@ -531,37 +556,73 @@ static void emit_numbered(audit_sink *a, int i)
 	audit_emit(a, &e);
 }
 
-static void expect_numbered(nng_socket s, int i)
+static void check_numbered(const audit_record *r, int i)
 {
-	nng_msg *m;
-	audit_record r;
 	char session[32], detail[64];
-	ck_assert_msg(recv_event(s, &m, &r), "event %d never came", i);
 	snprintf(session, sizeof session, "s-%d", i);
 	snprintf(detail, sizeof detail, "{\"n\":%d}", i);
-	ck_assert_int_eq(r.ts_us, 1000000 + i);
-	ck_assert_int_eq(r.worker, i % 7);
-	text_eq(r.event, i % 2 ? "disconnect" : "connect");
-	text_eq(r.session, session);
-	text_eq(r.user, "u");
-	text_eq(r.room, "r");
-	text_eq(r.ip, "127.0.0.1");
-	text_eq(r.reason, i % 2 ? "client" : NULL);
-	text_eq(r.detail, detail);
-	nng_msg_free(m);
+	ck_assert_int_eq(r->ts_us, 1000000 + i);
+	ck_assert_int_eq(r->worker, i % 7);
+	text_eq(r->event, i % 2 ? "disconnect" : "connect");
+	text_eq(r->session, session);
+	text_eq(r->user, "u");
+	text_eq(r->room, "r");
+	text_eq(r->ip, "127.0.0.1");
+	text_eq(r->reason, i % 2 ? "client" : NULL);
+	text_eq(r->detail, detail);
 }
 
-static void expect_nothing_more(nng_socket s)
+static void expect_numbered(reader *rd, int i)
 {
-	nng_msg *m;
 	audit_record r;
-	ck_assert_int_eq(nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 200), 0);
-	ck_assert_int_eq(recv_event(s, &m, &r), 0);
+	ck_assert_msg(next_event(rd, &r), "event %d never came", i);
+	check_numbered(&r, i);
 }
+
+static void expect_nothing_more(reader *rd)
+{
+	audit_record r;
+	ck_assert_int_eq(nng_socket_set_ms(rd->s, NNG_OPT_RECVTIMEO, 200), 0);
+	ck_assert_int_eq(next_event(rd, &r), 0);
+	ck_assert_int_eq(nng_socket_set_ms(rd->s, NNG_OPT_RECVTIMEO, 2000), 0);
+}
+
+START_TEST(test_decode_next)
+{
+	uint8_t buf[4096];
+	size_t len = 0;
+	for (int i = 0; i < 5; i++) {
+		char user[16];
+		snprintf(user, sizeof user, "u%d", i);
+		audit_event e = { .event = "join", .user = user, .worker = i };
+		len += audit_encode(&e, buf + len, sizeof buf - len);
+	}
+	audit_record r;
+	size_t off = 0;
+	for (int i = 0; i < 5; i++) {
+		ck_assert_int_eq(audit_decode_next(buf, len, &off, &r), AUDIT_KIND_EVENT);
+		ck_assert_int_eq(r.worker, i);
+		ck_assert_uint_eq(r.user.len, 2);
+		ck_assert_int_eq(r.user.p[1], '0' + i);
+	}
+	ck_assert_uint_eq(off, len);
+	ck_assert_int_eq(audit_decode_next(buf, len, &off, &r), 0);
+	ck_assert_int_eq(audit_decode(buf, len, &r), -1);  /* not a single record */
+	off = 0;
+	ck_assert_int_eq(audit_decode_next(buf, len - 1, &off, &r), AUDIT_KIND_EVENT);
+	for (int i = 1; i < 4; i++)
+		ck_assert_int_eq(audit_decode_next(buf, len - 1, &off, &r), AUDIT_KIND_EVENT);
+	ck_assert_int_eq(audit_decode_next(buf, len - 1, &off, &r), -1);  /* the cut last one */
+	uint8_t fence = AUDIT_KIND_FENCE;
+	off = 0;
+	ck_assert_int_eq(audit_decode_next(&fence, 1, &off, &r), 0);
+}
+END_TEST
 
 START_TEST(test_producer_backlog)
 {
 	char url[128];
+	reader rd;
 	snprintf(url, sizeof url, "ipc://%s/audit.ipc", dir);
 	audit_sink *a = audit_open(url, 1000);
 	ck_assert_ptr_nonnull(a);
@@ -575,41 +636,74 @@ START_TEST(test_producer_backlog)
 	emit_numbered(a, 1500);                       /* still full */
 	ck_assert_int_eq(audit_dropped(a), 501);
 
-	nng_socket s = pull_listen(url);
+	reader_listen(&rd, url);
 	for (int i = 0; i < 1000; i++)  /* the backlog moves as the reader reads */
-		expect_numbered(s, i);
+		expect_numbered(&rd, i);
 	ck_assert_int_eq(audit_flush(a, 5000), 0);
 	ck_assert_int_eq(audit_sent(a), 1000);
-	expect_nothing_more(s);
+	expect_nothing_more(&rd);
+	ck_assert_int_le(rd.messages, 10);            /* in batches, not one by one */
 	/* room again: new events go through */
 	emit_numbered(a, 2000);
 	ck_assert_int_eq(audit_flush(a, 2000), 0);
-	ck_assert_int_eq(nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 2000), 0);
-	expect_numbered(s, 2000);
+	expect_numbered(&rd, 2000);
 	ck_assert_int_eq(audit_dropped(a), 501);
 	audit_close(a);
-	nng_close(s);
+	reader_close(&rd);
 }
 END_TEST
 
 START_TEST(test_producer_live)
 {
 	char url[128];
+	reader rd;
 	snprintf(url, sizeof url, "ipc://%s/audit.ipc", dir);
-	nng_socket s = pull_listen(url);
+	reader_listen(&rd, url);
 	audit_sink *a = audit_open(url, 0);
 	ck_assert_ptr_nonnull(a);
 	for (int i = 0; i < 20000; i++)
 		emit_numbered(a, i);
+	audit_flush(a, 0);  /* the caller's timer */
 	ck_assert_int_eq(audit_dropped(a), 0);
-	/* receive while it flushes: the pull side's buffer is smaller than the burst */
 	for (int i = 0; i < 20000; i++)
-		expect_numbered(s, i);
+		expect_numbered(&rd, i);
 	ck_assert_int_eq(audit_flush(a, 5000), 0);
 	ck_assert_int_eq(audit_sent(a), 20000);
-	expect_nothing_more(s);
+	expect_nothing_more(&rd);
 	audit_close(a);
-	nng_close(s);
+	reader_close(&rd);
+}
+END_TEST
+
+/* A batch leaves when an emit finds it AUDIT_LINGER_MS old, or at the
+ * caller's periodic audit_flush(a, 0). */
+START_TEST(test_producer_linger)
+{
+	char url[128];
+	reader rd;
+	audit_record r;
+	snprintf(url, sizeof url, "ipc://%s/audit.ipc", dir);
+	reader_listen(&rd, url);
+	audit_sink *a = audit_open(url, 0);
+	ck_assert_ptr_nonnull(a);
+	usleep(100000);  /* connected */
+	emit_numbered(a, 7);
+	ck_assert_int_eq(nng_socket_set_ms(rd.s, NNG_OPT_RECVTIMEO, 100), 0);
+	ck_assert_int_eq(next_event(&rd, &r), 0);  /* waits for company */
+	ck_assert_int_eq(nng_socket_set_ms(rd.s, NNG_OPT_RECVTIMEO, 2000), 0);
+	int64_t t = clock_mono_us();
+	audit_flush(a, 0);                          /* the timer's call */
+	expect_numbered(&rd, 7);
+	ck_assert_int_lt(clock_mono_us() - t, 500000);
+	emit_numbered(a, 8);
+	usleep((AUDIT_LINGER_MS + 5) * 1000);
+	emit_numbered(a, 9);                        /* finds the batch old: both go */
+	expect_numbered(&rd, 8);
+	expect_numbered(&rd, 9);
+	ck_assert_int_eq(audit_flush(a, 1000), 0);
+	ck_assert_int_eq(audit_sent(a), 3);
+	audit_close(a);
+	reader_close(&rd);
 }
 END_TEST
 
@@ -618,30 +712,32 @@ END_TEST
 START_TEST(test_producer_reconnect)
 {
 	char url[128];
+	reader rd;
+	audit_record r;
 	snprintf(url, sizeof url, "ipc://%s/audit.ipc", dir);
-	nng_socket s = pull_listen(url);
+	reader_listen(&rd, url);
 	audit_sink *a = audit_open(url, 0);
 	ck_assert_ptr_nonnull(a);
 	emit_numbered(a, 0);
 	ck_assert_int_eq(audit_flush(a, 2000), 0);
-	expect_numbered(s, 0);
-	nng_close(s);
+	expect_numbered(&rd, 0);
+	reader_close(&rd);
 	unlink(url + 6);
+	usleep(100000);  /* the producer has seen its connection go */
 	for (int i = 1; i < 100; i++)
 		emit_numbered(a, i);
-	s = pull_listen(url);
-	/* at most the one message in the hands of the dead connection is lost */
-	nng_msg *m;
-	audit_record r;
-	ck_assert(recv_event(s, &m, &r));
-	int first = (int)(r.ts_us - 1000000);
-	ck_assert_int_le(first, 2);
-	nng_msg_free(m);
-	for (int i = first + 1; i < 100; i++)
-		expect_numbered(s, i);
+	audit_flush(a, 0);
+	usleep(50000);
+	ck_assert_int_eq(audit_pending(a), 99);
+	reader_listen(&rd, url);
+	ck_assert(next_event(&rd, &r));
+	check_numbered(&r, 1);
+	for (int i = 2; i < 100; i++)
+		expect_numbered(&rd, i);
 	ck_assert_int_eq(audit_flush(a, 5000), 0);
+	ck_assert_int_eq(audit_sent(a), 100);
 	audit_close(a);
-	nng_close(s);
+	reader_close(&rd);
 }
 END_TEST
 
@@ -671,6 +767,7 @@ static Suite *audit_suite(void)
 	tcase_add_test(codec, test_codec_nulls_and_now);
 	tcase_add_test(codec, test_codec_limits);
 	tcase_add_test(codec, test_codec_rejects);
+	tcase_add_test(codec, test_decode_next);
 	suite_add_tcase(s, codec);
 	TCase *store = tcase_create("store");
 	tcase_add_checked_fixture(store, setup, teardown);
@@ -692,6 +789,7 @@ static Suite *audit_suite(void)
 	tcase_set_timeout(producer, 30);
 	tcase_add_test(producer, test_producer_backlog);
 	tcase_add_test(producer, test_producer_live);
+	tcase_add_test(producer, test_producer_linger);
 	tcase_add_test(producer, test_producer_reconnect);
 	tcase_add_test(producer, test_producer_null_and_close);
 	suite_add_tcase(s, producer);

@@ -117,6 +117,7 @@ typedef struct bench_res {
 	/* audio */
 	uint64_t sent_total, sent_window, send_skipped, send_dropped, send_lag;
 	uint64_t expected, received, received_other;
+	uint64_t received_early;       /* window frames sent before the receiver's welcome */
 	uint64_t self_echo, wrong_room, bad_frames;
 	/* own CPU (us) at window start / end */
 	uint64_t cpu_ws_us, cpu_we_us;
@@ -129,6 +130,15 @@ typedef struct bench_res {
 int load_main(const bench_opts *o, bench_ctl *ctl, bench_res *res, int id);
 
 /* ---- gateway process tree (gwstat.c) ------------------------------------- */
+#define GW_PER_MAX 16
+
+typedef struct gw_proc {
+	pid_t pid;
+	int slot;                      /* worker --slot, -1 = not a worker */
+	double cpu_s;
+	uint64_t rss_kb;
+} gw_proc;
+
 typedef struct gw_sample {
 	int ok;
 	int nproc;
@@ -136,6 +146,8 @@ typedef struct gw_sample {
 	double cpu_s;                  /* utime+stime (+ reaped children) of the tree */
 	uint64_t rss_kb, pss_kb;
 	int pss_ok;
+	int nper;                      /* the first GW_PER_MAX processes, one by one */
+	gw_proc per[GW_PER_MAX];
 } gw_sample;
 
 void gw_sample_take(pid_t root, gw_sample *s);
@@ -148,7 +160,7 @@ typedef struct bench_run {
 	const bench_opts *o;
 	bench_res total;               /* merged */
 	int64_t ramp_t0, ramp_t1, window_t0, window_t1;
-	gw_sample gw_before, gw_ramp, gw_ws, gw_we, gw_end;
+	gw_sample gw_idle, gw_before, gw_ramp, gw_ws, gw_we, gw_end;
 	int action_done;
 	pid_t action_pid;
 	int action_slot;

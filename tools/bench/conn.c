@@ -496,6 +496,10 @@ static void on_audio(lp *p, conn *c, const uint8_t *d, size_t n, int64_t now)
 		p->res->received_other++;
 		return;
 	}
+	if (sent < c->t_open) {               /* not counted as expected when sent */
+		p->res->received_early++;
+		return;
+	}
 	p->res->received++;
 	hist_add(&p->res->lat, now > sent ? (uint64_t)(now - sent) / 1000 : 0);
 }
@@ -508,6 +512,7 @@ static void on_welcome(lp *p, conn *c, json_t *j, int64_t now)
 	json_t *w = json_object_get(j, "worker");
 	c->worker = json_is_integer(w) ? (int16_t)json_integer_value(w) : -1;
 	c->attempts = 0;
+	c->t_open = now;
 	c->tgen++;                         /* cancels the attempt timeout */
 	if (c->t_down) {
 		p->res->reconnects++;

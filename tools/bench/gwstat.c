@@ -89,6 +89,22 @@ static long long proc_kb(pid_t pid, const char *file, const char *key)
 	return -1;
 }
 
+/* "--slot N" from a NUL-separated command line, or -1 if it is no worker. */
+static int worker_slot(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+	int n = read_file(path, buf, sizeof buf);
+	int is_worker = 0, slot = -1;
+	for (int i = 0; i < n; i += (int)strlen(buf + i) + 1) {
+		if (strcmp(buf + i, "--worker") == 0)
+			is_worker = 1;
+		if (strcmp(buf + i, "--slot") == 0 && i + 7 < n)
+			slot = atoi(buf + i + 7);
+	}
+	return is_worker ? (slot >= 0 ? slot : 0) : -1;
+}
+
 void gw_sample_take(pid_t root, gw_sample *s)
 {
 	memset(s, 0, sizeof *s);
@@ -107,6 +123,13 @@ void gw_sample_take(pid_t root, gw_sample *s)
 		ticks += t;
 		s->nproc++;
 		long long rss = proc_kb(pids[i], "status", "VmRSS:");
+		if (s->nper < GW_PER_MAX) {
+			gw_proc *pp = &s->per[s->nper++];
+			pp->pid = pids[i];
+			pp->slot = worker_slot(pids[i]);
+			pp->cpu_s = hz > 0 ? (double)t / (double)hz : 0;
+			pp->rss_kb = rss > 0 ? (uint64_t)rss : 0;
+		}
 		long long pss = proc_kb(pids[i], "smaps_rollup", "Pss:");
 		s->rss_kb += rss > 0 ? (uint64_t)rss : 0;
 		if (pss < 0)
@@ -116,22 +139,6 @@ void gw_sample_take(pid_t root, gw_sample *s)
 	}
 	s->ok = s->nproc > 0;
 	s->cpu_s = hz > 0 ? (double)ticks / (double)hz : 0;
-}
-
-/* "--slot N" from a NUL-separated command line, or -1 if it is no worker. */
-static int worker_slot(pid_t pid)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
-	int n = read_file(path, buf, sizeof buf);
-	int is_worker = 0, slot = -1;
-	for (int i = 0; i < n; i += (int)strlen(buf + i) + 1) {
-		if (strcmp(buf + i, "--worker") == 0)
-			is_worker = 1;
-		if (strcmp(buf + i, "--slot") == 0 && i + 7 < n)
-			slot = atoi(buf + i + 7);
-	}
-	return is_worker ? (slot >= 0 ? slot : 0) : -1;
 }
 
 pid_t gw_pick_worker(pid_t root, int *slot)

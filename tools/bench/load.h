@@ -36,6 +36,7 @@ typedef struct conn {
 	uint32_t attempts;     /* backoff exponent */
 	int64_t t_attempt;     /* this attempt's start */
 	int64_t t_down;        /* dropped after a welcome, waiting for the next */
+	int64_t t_open;        /* last welcome */
 	int64_t drain_at;      /* do not reconnect before (drain), 0 = none */
 	uint8_t *rbuf, *wbuf, *frag;
 	uint32_t rlen, rcap, wlen, wcap, flen, fcap;

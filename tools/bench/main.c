@@ -36,6 +36,7 @@
 #define STOP_WAIT_S      5.0
 #define DEADLINE_EXTRA_S 30.0
 #define POLL_NS          (5 * 1000000LL)
+#define IDLE_SAMPLE_NS   (500 * 1000000LL)
 
 typedef struct preset {
 	const char *name;
@@ -529,11 +530,13 @@ static int run(bench_opts *o, bench_run *r)
 	pp.deadline = now_ns() + (int64_t)((ramp_s + o->warmup + o->duration + DEADLINE_EXTRA_S) * 1e9);
 	atomic_store(&pp.ctl->deadline, pp.deadline);
 	spawn(&pp);
+	gw_sample_take(o->pid, &r->gw_idle);
 	int64_t ready_limit = now_ns() + (int64_t)(READY_WAIT_S * 1e9);
 	while (sum_field(&pp, 0) < (uint32_t)o->procs && now_ns() < ready_limit && !stop_early(&pp)) {
 		reap(&pp, 0);
 		nap();
 	}
+	wait_until(&pp, r->gw_idle.t_ns + IDLE_SAMPLE_NS);   /* the gateway's idle CPU */
 	run_ramp(&pp, r);
 	run_window(&pp, r);
 	run_stop(&pp);

@@ -12,7 +12,7 @@
 typedef struct derived {
 	double ramp_s, hs_span_s, hs_rate, window_s, delivery;
 	double gw_cpu_ramp, us_per_hs, gw_cpu_window, gw_span_s, gw_share;
-	double us_per_frame, per_cpu_s, rss_per_conn, pss_per_conn, load_cpu_window;
+	double us_per_frame, per_cpu_s, rss_per_conn, pss_per_conn, load_cpu_window, idle_share;
 	int has_delivery, gw, gw_frames, gw_mem, gw_pss;
 } derived;
 
@@ -27,6 +27,8 @@ static void derive_gateway(const bench_run *r, derived *d)
 	d->gw = r->gw_before.ok && r->gw_end.ok;
 	if (!d->gw)
 		return;
+	double idle_s = secs(r->gw_idle.t_ns, r->gw_before.t_ns);
+	d->idle_share = r->gw_idle.ok && idle_s > 0 ? (r->gw_before.cpu_s - r->gw_idle.cpu_s) / idle_s : 0;
 	d->gw_cpu_ramp = r->gw_ramp.cpu_s - r->gw_before.cpu_s;
 	d->us_per_hs = t->init_ok ? d->gw_cpu_ramp * 1e6 / (double)t->init_ok : 0;
 	d->gw_cpu_window = r->gw_end.cpu_s - r->gw_ws.cpu_s;
@@ -80,6 +82,17 @@ static const char *errno_name(int e, char *buf, size_t n)
 	return buf;
 }
 
+/* CPU seconds of process i of the last sample between the window start
+ * and the end of the grace, or -1 if it was not there at the start. */
+static double proc_window_cpu(const bench_run *r, int i)
+{
+	const gw_proc *e = &r->gw_end.per[i];
+	for (int j = 0; j < r->gw_ws.nper; j++)
+		if (r->gw_ws.per[j].pid == e->pid)
+			return e->cpu_s - r->gw_ws.per[j].cpu_s;
+	return -1;
+}
+
 /* ---- human ------------------------------------------------------------------ */
 
 static void print_kv(const char *title, const kv_table *t, int errnos)
@@ -118,9 +131,10 @@ static void human_setup(const bench_run *r)
 static void human_connect(const bench_run *r, const derived *d)
 {
 	const bench_res *t = &r->total;
-	printf("connections: %llu ok, %llu failed at the first attempt; ramp %.2f s; "
-	       "handshakes %.0f/s (first attempts, %.2f s)\n",
-	       (unsigned long long)t->init_ok, (unsigned long long)t->init_fail, d->ramp_s,
+	printf("connections: %llu ok, %llu failed at the first attempt, %llu never tried or "
+	       "unresolved; ramp %.2f s; handshakes %.0f/s (first attempts, %.2f s)\n",
+	       (unsigned long long)t->init_ok, (unsigned long long)t->init_fail,
+	       (unsigned long long)(t->conns - t->init_ok - t->init_fail), d->ramp_s,
 	       d->hs_rate, d->hs_span_s);
 	printf("handshakes: %llu ok, %llu failed, %llu timeouts, %llu without accept header\n",
 	       (unsigned long long)t->hs_ok, (unsigned long long)t->hs_fail,
@@ -144,11 +158,12 @@ static void human_frames(const bench_run *r, const derived *d)
 	else
 		printf("n/a\n");
 	printf("sender: %llu sent in all, %llu skipped (not connected), %llu dropped (client "
-	       "backlog), %llu late-skipped; received outside the window %llu; errors: self %llu, "
-	       "wrong room %llu, bad %llu\n",
+	       "backlog), %llu late-skipped; received outside the window %llu, before the receiver's "
+	       "welcome %llu; errors: self %llu, wrong room %llu, bad %llu\n",
 	       (unsigned long long)t->sent_total, (unsigned long long)t->send_skipped,
 	       (unsigned long long)t->send_dropped, (unsigned long long)t->send_lag,
-	       (unsigned long long)t->received_other, (unsigned long long)t->self_echo,
+	       (unsigned long long)t->received_other, (unsigned long long)t->received_early,
+	       (unsigned long long)t->self_echo,
 	       (unsigned long long)t->wrong_room, (unsigned long long)t->bad_frames);
 	print_hist_ms("relay latency", &t->lat);
 }
@@ -194,6 +209,15 @@ static void human_gateway(const bench_run *r, const derived *d)
 	       "%.2f s over %.2f s (%.1f%% of a core)\n",
 	       (int)r->o->pid, r->gw_end.nproc, d->gw_cpu_ramp, d->us_per_hs, d->gw_cpu_window,
 	       d->gw_span_s, d->gw_share * 100);
+	printf("gateway CPU by process in the window (new processes: since they started):");
+	for (int i = 0; i < r->gw_end.nper; i++) {
+		double c = proc_window_cpu(r, i);
+		printf(" %s%d pid %d %.2f s%s", r->gw_end.per[i].slot >= 0 ? "w" : "p",
+		       r->gw_end.per[i].slot >= 0 ? r->gw_end.per[i].slot : i, (int)r->gw_end.per[i].pid,
+		       c >= 0 ? c : r->gw_end.per[i].cpu_s, c >= 0 ? "" : " (new)");
+	}
+	printf("\ngateway idle CPU before the ramp: %.1f%% of a core%s\n", d->idle_share * 100,
+	       d->idle_share > 0.05 ? " (WARNING: busy while idle, CPU figures are inflated)" : "");
 	if (d->gw_frames)
 		printf("gateway CPU per delivered frame %.3f us; %.0f deliveries per gateway CPU-second\n",
 		       d->us_per_frame, d->per_cpu_s);
@@ -273,8 +297,9 @@ static json_t *jsetup(const bench_run *r)
 static json_t *jconnect(const bench_run *r, const derived *d)
 {
 	const bench_res *t = &r->total;
-	return json_pack("{s:o, s:o, s:f, s:f, s:f, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
-		"ok", jint(t->init_ok), "failed", jint(t->init_fail), "ramp_s", d->ramp_s,
+	return json_pack("{s:o, s:o, s:o, s:f, s:f, s:f, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+		"ok", jint(t->init_ok), "failed", jint(t->init_fail),
+		"unresolved", jint(t->conns - t->init_ok - t->init_fail), "ramp_s", d->ramp_s,
 		"handshakes_per_s", d->hs_rate, "handshake_span_s", d->hs_span_s,
 		"handshakes_ok", jint(t->hs_ok), "handshake_failures", jint(t->hs_fail),
 		"timeouts", jint(t->hs_timeout), "bad_accept", jint(t->bad_accept),
@@ -285,7 +310,7 @@ static json_t *jconnect(const bench_run *r, const derived *d)
 static json_t *jframes(const bench_run *r, const derived *d)
 {
 	const bench_res *t = &r->total;
-	return json_pack("{s:f, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+	return json_pack("{s:f, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
 		"window_s", d->window_s, "open_at_window_start", jint(t->open_ws),
 		"open_at_window_end", jint(t->open_we), "sent", jint(t->sent_window),
 		"expected", jint(t->expected), "received", jint(t->received),
@@ -293,7 +318,8 @@ static json_t *jframes(const bench_run *r, const derived *d)
 		"lost", json_integer((json_int_t)t->expected - (json_int_t)t->received),
 		"sent_total", jint(t->sent_total), "skipped", jint(t->send_skipped),
 		"client_dropped", jint(t->send_dropped), "late_skipped", jint(t->send_lag),
-		"received_outside_window", jint(t->received_other), "self_echo", jint(t->self_echo),
+		"received_outside_window", jint(t->received_other),
+		"received_before_welcome", jint(t->received_early), "self_echo", jint(t->self_echo),
 		"wrong_room", jint(t->wrong_room), "bad", jint(t->bad_frames));
 }
 
@@ -322,10 +348,24 @@ static json_t *jcloses(const bench_run *r)
 		"workers", jworkers(t));
 }
 
+static json_t *jprocs(const bench_run *r)
+{
+	json_t *a = json_array();
+	for (int i = 0; i < r->gw_end.nper; i++) {
+		double c = proc_window_cpu(r, i);
+		json_array_append_new(a, json_pack("{s:i, s:i, s:f, s:b, s:I}", "pid",
+			(int)r->gw_end.per[i].pid, "slot", r->gw_end.per[i].slot,
+			"cpu_s_window", c >= 0 ? c : r->gw_end.per[i].cpu_s, "new", c < 0,
+			"rss_kb", (json_int_t)r->gw_end.per[i].rss_kb));
+	}
+	return a;
+}
+
 static json_t *jgateway(const bench_run *r, const derived *d)
 {
-	return json_pack("{s:i, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+	return json_pack("{s:i, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
 		"pid", (int)r->o->pid, "processes", r->gw_end.nproc,
+		"cpu_core_share_idle", jnum(d->idle_share, d->gw), "by_process", jprocs(r),
 		"cpu_s_ramp", jnum(d->gw_cpu_ramp, d->gw), "cpu_us_per_handshake", jnum(d->us_per_hs, d->gw),
 		"cpu_s_window", jnum(d->gw_cpu_window, d->gw), "cpu_core_share_window", jnum(d->gw_share, d->gw),
 		"cpu_us_per_delivered_frame", jnum(d->us_per_frame, d->gw_frames),

@@ -151,6 +151,7 @@ void bench_merge(bench_res *d, const bench_res *s)
 	d->expected += s->expected;
 	d->received += s->received;
 	d->received_other += s->received_other;
+	d->received_early += s->received_early;
 	d->self_echo += s->self_echo;
 	d->wrong_room += s->wrong_room;
 	d->bad_frames += s->bad_frames;
