@@ -11,6 +11,9 @@
 #include <string.h>
 #include <strings.h>
 
+/* The hot index pages of a busy day stay in memory (negative: KiB). */
+#define JSTORE_CACHE_KIB "-16384"
+
 struct jstore {
 	sqlite3 *db;
 	sqlite3_stmt *begin, *commit, *rollback, *insert, *prune;
@@ -241,7 +244,9 @@ jstore *jstore_open(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	snprintf(s->path, sizeof s->path, "%s", path);
-	int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	/* one thread per connection: no SQLite mutexes */
+	int rc = sqlite3_open_v2(path, &s->db,
+	                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		db_err(s, err, errlen, "cannot open");
 		goto err;
@@ -254,7 +259,8 @@ jstore *jstore_open(const char *path, char *err, size_t errlen)
 	sqlite3_busy_timeout(s->db, JSTORE_BUSY_TIMEOUT_MS);
 	if (set_wal(s, err, errlen) < 0)
 		goto err;
-	if (sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK) {
+	if (sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL; PRAGMA cache_size=" JSTORE_CACHE_KIB,
+	                 NULL, NULL, NULL) != SQLITE_OK) {
 		db_err(s, err, errlen, "cannot set synchronous=NORMAL");
 		goto err;
 	}

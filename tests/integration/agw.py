@@ -346,8 +346,23 @@ class Daemon:
     def ready_workers(self):
         return len(self.log_lines("worker_ready"))
 
+    def children_with(self, flag):
+        out = []
+        for p in children_of(self.proc.pid):
+            try:
+                with open("/proc/%d/cmdline" % p, "rb") as f:
+                    if flag.encode() in f.read().split(b"\0") and pid_alive(p):
+                        out.append(p)
+            except OSError:
+                pass
+        return out
+
     def worker_pids(self):
-        return [p for p in children_of(self.proc.pid) if pid_alive(p)]
+        return self.children_with("--worker")
+
+    def journal_pid(self):
+        pids = self.children_with("--journal")
+        return pids[0] if pids else None
 
     def ws(self, sub="alice", room="r1", **kw):
         claims = kw.pop("claims", {})
@@ -359,7 +374,7 @@ class Daemon:
 
     def kill(self):
         if self.proc and self.proc.poll() is None:
-            pids = self.worker_pids()
+            pids = [p for p in children_of(self.proc.pid)]
             self.proc.kill()
             self.proc.wait()
             for p in pids:

@@ -560,6 +560,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	static bench_run r;
 	r.o = &o;
+	r.action_slot = -1;
 	int rc = run(&o, &r);
 	if (o.json)
 		report_json(&r);
