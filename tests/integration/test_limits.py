@@ -5,6 +5,7 @@ import os
 import socket
 import struct
 import sys
+import threading
 import time
 import unittest
 
@@ -69,24 +70,36 @@ class SlowConsumer(unittest.TestCase):
             stuck = WS(d.port, token=mint("stuck", "r"))
             stuck.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             welcome(stuck)
-            good.sock.settimeout(0.01)
-            arrivals = []
+            sent, got = {}, {}
+            done = threading.Event()
+
+            def read_good():
+                while not done.is_set():
+                    try:
+                        m = good.recv(timeout=0.2)
+                    except (socket.timeout, OSError):
+                        continue
+                    if m[0] == "binary":
+                        got[struct.unpack("!H", m[1][2:4])[0]] = time.monotonic()
+
+            reader = threading.Thread(target=read_good, daemon=True)
+            reader.start()
             start = time.monotonic()
             seq = 0
             while time.monotonic() - start < 4:
+                sent[seq] = time.monotonic()
                 speaker.send_binary(rtp(seq, b"y" * 1000))
                 seq += 1
-                # read what the good listener got so far
-                try:
-                    while True:
-                        m = good.recv(timeout=0.005)
-                        if m[0] == "binary":
-                            arrivals.append(time.monotonic())
-                except socket.timeout:
-                    pass
-            gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
-            self.assertGreater(len(arrivals), seq * 0.9)
-            self.assertLess(max(gaps), 0.2, "a listener saw a gap while another was stuck")
+                time.sleep(0.005)
+            time.sleep(0.5)
+            done.set()
+            reader.join(5)
+            # the good listener got (nearly) everything, each frame promptly:
+            # what it waited beyond the speaker's own cadence is the relay delay
+            self.assertGreater(len(got), seq * 0.98)
+            delays = sorted(got[k] - sent[k] for k in got)
+            self.assertLess(delays[int(len(delays) * 0.99) - 1], 0.2,
+                            "a listener was delayed while another was stuck")
             # the stuck client: whatever it has buffered, then the end of the connection
             wait_for(lambda: "slow_consumer" in d.log_text(), timeout=10,
                      what="the slow consumer to be closed")
