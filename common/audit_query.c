@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define AUDIT_QUERY_BUSY_MS 200
 
@@ -145,10 +146,27 @@ static int has_audit_table(sqlite3 *db)
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
-static sqlite3 *open_readonly(const char *path, char *err, size_t errlen)
+/* file:PATH?immutable=1, PATH percent-encoded where URIs need it. */
+static int immutable_uri(const char *path, char *uri, size_t len)
+{
+	size_t n = (size_t)snprintf(uri, len, "file:");
+	for (const unsigned char *p = (const unsigned char *)path; *p && n + 4 < len; p++)
+		n += (size_t)(*p == '?' || *p == '#' || *p == '%' || *p <= ' ' || *p >= 0x7f
+		              ? snprintf(uri + n, len - n, "%%%02X", *p)
+		              : snprintf(uri + n, len - n, "%c", *p));
+	return snprintf(uri + n, len - n, "?immutable=1") < (int)(len - n) ? 0 : -1;
+}
+
+static sqlite3 *open_readonly(const char *path, int immutable, char *err, size_t errlen)
 {
 	sqlite3 *db = NULL;
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+	char uri[1200];
+	if (immutable && immutable_uri(path, uri, sizeof uri) < 0) {
+		snprintf(err, errlen, "audit database %s: path too long", path);
+		return NULL;
+	}
+	if (sqlite3_open_v2(immutable ? uri : path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI,
+	                    NULL) != SQLITE_OK ||
 	    sqlite3_exec(db, "PRAGMA query_only = 1", NULL, NULL, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "audit database %s: cannot open: %s", path,
 		         db ? sqlite3_errmsg(db) : "out of memory");
@@ -157,6 +175,20 @@ static sqlite3 *open_readonly(const char *path, char *err, size_t errlen)
 	}
 	sqlite3_busy_timeout(db, AUDIT_QUERY_BUSY_MS);
 	return db;
+}
+
+/* With no -wal file, no journal has the database open and the file alone
+ * is the whole truth: read it as immutable, which takes no lock and creates
+ * nothing. (A read-only WAL connection would create -wal and -shm, owned by
+ * whoever ran the query, and leave them: a journal running as another user
+ * could not open the database any more; and a user who may not write the
+ * directory could not read it at all.) Otherwise share the journal's WAL. */
+static sqlite3 *open_for_query(const char *path, char *err, size_t errlen)
+{
+	char wal[1100];
+	snprintf(wal, sizeof wal, "%s-wal", path);
+	int no_writer = access(wal, F_OK) < 0 && errno == ENOENT;
+	return open_readonly(path, no_writer, err, errlen);
 }
 
 json_t *audit_query(const char *db_path, int64_t since_us, const char *user, const char *room,
@@ -168,7 +200,7 @@ json_t *audit_query(const char *db_path, int64_t since_us, const char *user, con
 	json_t *rows = NULL;
 	if (stat(db_path, &sb) < 0 && errno == ENOENT)
 		return json_array();  /* nothing audited yet */
-	sqlite3 *db = open_readonly(db_path, err, errlen);
+	sqlite3 *db = open_for_query(db_path, err, errlen);
 	if (!db)
 		return NULL;
 	int has = has_audit_table(db);

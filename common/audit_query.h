@@ -1,6 +1,8 @@
 /* audit_query.h: the read side of the audit journal, for `audiogwctl audit`
  * and GET /v1/audit (SPEC 6.1, 6.4). A read-only connection: in WAL mode it
- * never blocks the journal's writes, nor do they block it. */
+ * never blocks the journal's writes, nor do they block it. It creates no
+ * file: with no journal on the database (no -wal file) it reads the file as
+ * immutable, so any user who may read the database may query it. */
 #ifndef AGW_AUDIT_QUERY_H
 #define AGW_AUDIT_QUERY_H
 

@@ -5,6 +5,7 @@
  * cross-key checks and loads the secret files. It logs nothing and never
  * exits: the caller decides what to do with the errors. */
 #include "common/config.h"
+#include "common/cidr.h"
 #include "common/log.h"
 
 #include <arpa/inet.h>
@@ -43,9 +44,11 @@ enum ktype {
 	K_LEVEL,    /* debug, info, warn, error */
 	K_URL,      /* NNG URL: ipc://, tcp://, inproc:// */
 	K_ED25519,  /* base64 of a 32-byte public key */
+	K_CIDRS,    /* comma-separated ADDRESS[/PREFIX] list, kept as text */
 };
 
 #define K_NONEMPTY 1u
+#define K_OPTIONAL 2u   /* K_URL: "" = off */
 
 typedef struct key {
 	const char *sec, *name;
@@ -90,6 +93,9 @@ static const key keys[] = {
 	{ "audit",  "retention",             K_DUR,     F(audit_retention_ms), MS_S, 3650 * MS_D, 0 },
 	{ "log",    "level",                 K_LEVEL,   F(log_level), 0, 0, 0 },
 	{ "log",    "file",                  K_STR,     F(log_file), 0, 0, 0 },
+	{ "downstream", "allow",             K_CIDRS,   F(downstream_allow), 0, 0, 0 },
+	{ "downstream", "tap",               K_URL,     F(downstream_tap), 0, 0, K_OPTIONAL },
+	{ "downstream", "record_dir",        K_STR,     F(record_dir), 0, 0, 0 },
 };
 
 #define NKEYS ((int)(sizeof keys / sizeof keys[0]))
@@ -433,6 +439,7 @@ void cfg_defaults(cfg *c)
 	snprintf(c->audit_database, sizeof c->audit_database, "./run/audit.db");
 	c->audit_retention_ms = 30 * MS_D;
 	c->log_level = LOG_INFO;
+	snprintf(c->downstream_allow, sizeof c->downstream_allow, "127.0.0.0/8,::1/128");
 }
 
 /* ---- the table-driven handler ---- */
@@ -569,7 +576,16 @@ static int set_value(pctx *x, const key *k, const char *v, char *err, size_t n)
 		if (*v && p_addr(v, k->name, &a, err, n) < 0)
 			return -1;
 		return set_string(k, dst, v, err, n);
+	case K_CIDRS: {
+		static cidr_list l;  /* large: not on the stack */
+		char detail[200];
+		if (cidr_parse_list(v, &l, detail, sizeof detail) < 0)
+			return bad(err, n, "address list", v, k->name, detail);
+		return set_string(k, dst, v, err, n);
+	}
 	case K_URL:
+		if (!*v && (k->flags & K_OPTIONAL))
+			return set_string(k, dst, v, err, n);
 		if (strncmp(v, "ipc://", 6) && strncmp(v, "tcp://", 6) && strncmp(v, "inproc://", 9))
 			return bad(err, n, "URL", v, k->name,
 				"must start with ipc://, tcp:// or inproc://");
@@ -821,6 +837,9 @@ static void check_cross(pctx *x)
 		add_err(x->e, x->file, 0,
 			"no token key: set auth.hs256_secret_file or auth.ed25519_public_key");
 	load_api_key(x);
+	if (!*c->record_dir)
+		snprintf(c->record_dir, sizeof c->record_dir, "%.*s/recordings",
+			(int)sizeof c->record_dir - 16, c->run_dir);
 }
 
 /* ---- entry points ---- */

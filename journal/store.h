@@ -1,6 +1,7 @@
 /* store.h: the audit database on the writer's side (SPEC 6.4): opening it
- * (WAL, synchronous=NORMAL), creating or checking the schema, writing batches
- * of events in one transaction, deleting expired rows in small chunks. Used
+ * (WAL, synchronous=FULL: see store.c), creating or checking the schema,
+ * writing batches of events in one transaction, deleting expired rows in
+ * small chunks. Used
  * by the journal process and, through journal_check_database(), by the
  * supervisor at startup. Single-threaded. */
 #ifndef AGW_JOURNAL_STORE_H
@@ -31,8 +32,8 @@ int jstore_write_batch(jstore *s, const audit_record *recs, int n);
  * transaction). Returns the rows deleted, -1 on error. */
 int jstore_prune(jstore *s, int64_t cutoff_us, int chunk);
 
-/* A passive WAL checkpoint: syncs the WAL, so committed rows survive a power
- * loss too. Never waits for readers. 0 or -1. */
+/* A passive WAL checkpoint (never waits for readers). SQLite checkpoints
+ * by itself; this is for tests and tools. 0 or -1. */
 int jstore_checkpoint(jstore *s);
 
 const char *jstore_errmsg(const jstore *s);

@@ -101,33 +101,39 @@ static void run(supervisor *s, struct evhttp_request *req, const char *cmd, json
 	else if (json_is_string(r) && !strcmp(cmd, "metrics")) {
 		reply_text(req, 200, "text/plain; version=0.0.4", json_string_value(r));
 		json_decref(r);
+	} else if (!strcmp(cmd, "forward-sdp") && json_string_value(json_object_get(r, "sdp"))) {
+		reply_text(req, 200, "application/sdp", json_string_value(json_object_get(r, "sdp")));
+		json_decref(r);
 	} else
 		reply_json(req, 200, r);
 }
 
-/* A path "/v1/users/{user}/kick": splits into the parts after /v1/. */
-static int split_path(const char *path, char parts[4][256])
+#define MAX_PARTS 5
+
+/* A path "/v1/users/{user}/kick" into its parts, each percent-decoded after
+ * the split (so "%2F" inside a user id stays in its part). */
+static int split_path(const char *path, char parts[MAX_PARTS][256])
 {
 	int n = 0;
-	char *decoded = evhttp_uridecode(path, 0, NULL);
-	if (!decoded)
-		return -1;
-	for (char *p = decoded, *tok; (tok = strsep(&p, "/"));) {
+	char raw[2048];
+	snprintf(raw, sizeof raw, "%s", path);
+	for (char *p = raw, *tok; (tok = strsep(&p, "/"));) {
 		if (!*tok)
 			continue;
-		if (n == 4) {
-			n = -1;
-			break;
+		char *decoded = evhttp_uridecode(tok, 0, NULL);
+		if (!decoded || n == MAX_PARTS) {
+			free(decoded);
+			return -1;
 		}
-		snprintf(parts[n++], 256, "%s", tok);
+		snprintf(parts[n++], 256, "%s", decoded);
+		free(decoded);
 	}
-	free(decoded);
 	return n;
 }
 
 typedef struct route {
-	int method;                /* EVHTTP_REQ_GET or EVHTTP_REQ_POST */
-	const char *pattern[4];    /* "*" = a parameter */
+	int method;                /* EVHTTP_REQ_GET, _POST or _DELETE */
+	const char *pattern[MAX_PARTS]; /* "*" = a parameter */
 	const char *cmd, *param;   /* the command and the argument name of the parameter */
 } route;
 
@@ -147,12 +153,22 @@ static const route routes[] = {
 	{ EVHTTP_REQ_POST, { "v1", "drain" }, "drain", NULL },
 	{ EVHTTP_REQ_GET, { "v1", "audit" }, "audit", NULL },
 	{ EVHTTP_REQ_GET, { "metrics" }, "metrics", NULL },
+	/* downstream: recording and RTP forward (audiogwd-downstream(7)) */
+	{ EVHTTP_REQ_POST, { "v1", "rooms", "*", "record" }, "record-start", "room" },
+	{ EVHTTP_REQ_DELETE, { "v1", "rooms", "*", "record" }, "record-stop", "room" },
+	{ EVHTTP_REQ_POST, { "v1", "rooms", "*", "record", "stop" }, "record-stop", "room" },
+	{ EVHTTP_REQ_GET, { "v1", "recordings" }, "recordings", NULL },
+	{ EVHTTP_REQ_POST, { "v1", "rooms", "*", "forward" }, "forward-start", "room" },
+	{ EVHTTP_REQ_DELETE, { "v1", "rooms", "*", "forward" }, "forward-stop", "room" },
+	{ EVHTTP_REQ_POST, { "v1", "rooms", "*", "forward", "stop" }, "forward-stop", "room" },
+	{ EVHTTP_REQ_GET, { "v1", "forwards" }, "forwards", NULL },
+	{ EVHTTP_REQ_GET, { "v1", "rooms", "*", "sdp" }, "forward-sdp", "room" },
 };
 
-static int route_matches(const route *r, char parts[4][256], int n, const char **param)
+static int route_matches(const route *r, char parts[MAX_PARTS][256], int n, const char **param)
 {
 	int len = 0;
-	while (len < 4 && r->pattern[len])
+	while (len < MAX_PARTS && r->pattern[len])
 		len++;
 	if (len != n)
 		return 0;
@@ -170,7 +186,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	supervisor *s = arg;
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	int method = evhttp_request_get_command(req);
-	char parts[4][256];
+	char parts[MAX_PARTS][256];
 	int n = split_path(path ? path : "/", parts);
 	if (n == 1 && (!strcmp(parts[0], "healthz") || !strcmp(parts[0], "readyz"))) {
 		int ready = parts[0][0] == 'h' || !s->draining;
@@ -189,12 +205,12 @@ static void on_request(struct evhttp_request *req, void *arg)
 		path_known = 1;
 		if (routes[i].method != method)
 			continue;
-		json_t *args = method == EVHTTP_REQ_POST ? body_json(req) : json_object();
+		json_t *args = method == EVHTTP_REQ_GET ? json_object() : body_json(req);
 		if (!args) {
 			reply_error(req, 400, "the body is not a JSON object");
 			return;
 		}
-		if (method == EVHTTP_REQ_GET)
+		if (method != EVHTTP_REQ_POST)
 			query_into(req, args);
 		if (param)
 			json_object_set_new(args, routes[i].param, json_string(param));

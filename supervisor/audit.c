@@ -21,6 +21,30 @@
 #define JOURNAL_FD_CONFIG 4
 #define JOURNAL_BACKOFF_MAX_MS 10000
 #define SUP_AUDIT_FLUSH_MS 2000
+#define SUP_AUDIT_TICK_MS 25       /* audit.h: flush the open batch every 10-50 ms */
+
+/* Sends the sink's open batch: without it an event emitted after a quiet
+ * spell (a crashed worker's disconnect rows, a kick) would wait in the batch
+ * for the next event or for shutdown. One supervisor per process. */
+static struct event *audit_tick;
+
+static void on_audit_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	supervisor *s = arg;
+	if (s->audit)
+		audit_flush(s->audit, 0);
+}
+
+static void audit_tick_start(supervisor *s)
+{
+	if (audit_tick || !s->base)
+		return;
+	audit_tick = event_new(s->base, -1, EV_PERSIST, on_audit_tick, s);
+	struct timeval tv = { 0, SUP_AUDIT_TICK_MS * 1000 };
+	if (audit_tick)
+		evtimer_add(audit_tick, &tv);
+}
 
 static void journal_url(const supervisor *s, char *buf, size_t len)
 {
@@ -62,6 +86,7 @@ void sup_journal_start(supervisor *s)
 	char url[CFG_PATH_MAX + 32];
 	journal_url(s, url, sizeof url);
 	char *const argv[] = { s->exe, "--journal", "-c", "/dev/fd/4", "--listen", url, NULL };
+	audit_tick_start(s);
 	pid_t parent = getpid(), pid = fork();
 	if (pid < 0) {
 		log_error("journal", "fork: %s", strerror(errno));
@@ -119,6 +144,9 @@ void sup_audit_close(supervisor *s)
 {
 	if (s->journal_timer)
 		event_free(s->journal_timer);
+	if (audit_tick)
+		event_free(audit_tick);
+	audit_tick = NULL;
 	audit_close(s->audit);
 	s->audit = NULL;
 }

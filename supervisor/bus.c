@@ -4,6 +4,7 @@
  * the registry and the members of their rooms on other workers hear "left". */
 #include "supervisor/supervisor.h"
 #include "common/clock.h"
+#include "common/ipc.h"
 #include "common/log.h"
 #include "proto/bus.h"
 
@@ -19,7 +20,7 @@ int sup_bus_open(supervisor *s)
 	snprintf(url, sizeof url, "ipc://%s/bus-sup.ipc", s->cfg.run_dir);
 	unlink(url + strlen("ipc://"));
 	int rv;
-	if ((rv = nng_pub0_open(&s->bus)) || (rv = nng_listen(s->bus, url, NULL, 0))) {
+	if ((rv = nng_pub0_open(&s->bus)) || (rv = ipc_listen_shared(s->bus, url))) {
 		log_error("bus", "cannot open %s: %s", url, nng_strerror(rv));
 		return -1;
 	}

@@ -341,6 +341,21 @@ static json_t *cmd_drain(cmd_ctx *c)
 	return json_pack("{s:b, s:i}", "ok", 1, "generation", c->s->generation);
 }
 
+/* -- downstream: recording, RTP forward (the downstream process answers) -- */
+
+static json_t *downstream(cmd_ctx *c, const char *name)
+{
+	return sup_downstream_command(c->s, name, c->args, &c->status, c->error, sizeof c->error);
+}
+
+static json_t *cmd_record_start(cmd_ctx *c) { return downstream(c, "record-start"); }
+static json_t *cmd_record_stop(cmd_ctx *c) { return downstream(c, "record-stop"); }
+static json_t *cmd_recordings(cmd_ctx *c) { return downstream(c, "recordings"); }
+static json_t *cmd_forward_start(cmd_ctx *c) { return downstream(c, "forward-start"); }
+static json_t *cmd_forward_stop(cmd_ctx *c) { return downstream(c, "forward-stop"); }
+static json_t *cmd_forwards(cmd_ctx *c) { return downstream(c, "forwards"); }
+static json_t *cmd_forward_sdp(cmd_ctx *c) { return downstream(c, "forward-sdp"); }
+
 static const struct command {
 	const char *name;
 	json_t *(*run)(cmd_ctx *c);
@@ -350,6 +365,10 @@ static const struct command {
 	{ "kick-session", cmd_kick_session }, { "mute", cmd_mute }, { "unmute", cmd_unmute },
 	{ "broadcast", cmd_broadcast }, { "send", cmd_send }, { "reload", cmd_reload },
 	{ "drain", cmd_drain }, { "audit", cmd_audit }, { "metrics", cmd_metrics },
+	{ "record-start", cmd_record_start }, { "record-stop", cmd_record_stop },
+	{ "recordings", cmd_recordings }, { "forward-start", cmd_forward_start },
+	{ "forward-stop", cmd_forward_stop }, { "forwards", cmd_forwards },
+	{ "forward-sdp", cmd_forward_sdp },
 };
 
 json_t *command_run(supervisor *s, const char *name, json_t *args, int *status, char *err,

@@ -171,7 +171,7 @@ void fleet_reap(supervisor *s)
 		worker_proc *w = fleet_find(s, pid);
 		if (w)
 			fleet_worker_exited(s, w, status);
-		else
+		else if (!sup_downstream_reaped(s, pid, status))
 			journal_reaped(s, pid, status);
 	}
 }

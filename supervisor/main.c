@@ -6,6 +6,7 @@
 #include "supervisor/supervisor.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "downstream/downstream.h"
 #include "journal/journal.h"
 #include "worker/worker.h"
 
@@ -67,6 +68,7 @@ static void on_stop_deadline(evutil_socket_t fd, short what, void *arg)
 	log_warn("shutdown", "%d workers still running after the drain timeout: killing them",
 	         fleet_running(s));
 	fleet_signal_all(s, SIGKILL);
+	sup_downstream_signal(s, SIGKILL);
 	if (s->journal_pid > 0 && !fleet_running(s))
 		kill(s->journal_pid, SIGKILL);
 }
@@ -75,7 +77,7 @@ static void on_stop_deadline(evutil_socket_t fd, short what, void *arg)
  * then the supervisor's own events, then the journal, then the loop ends. */
 static void stop_when_done(supervisor *s)
 {
-	if (fleet_running(s))
+	if (fleet_running(s) || sup_downstream_stop(s))
 		return;
 	if (s->journal_pid > 0) {
 		if (!s->journal_stopping) {
@@ -92,6 +94,7 @@ static void begin_stop(supervisor *s, int sig)
 	if (s->stopping)
 		return;
 	s->stopping = 1;
+	s->draining = 1;  /* /readyz 503 */
 	int64_t wait_ms = (sig == SIGINT ? 0 : s->cfg.drain_timeout_ms) + STOP_GRACE_MS;
 	log_info("shutdown", "%s: stopping %d workers", strsignal(sig), fleet_running(s));
 	fleet_signal_all(s, sig);
@@ -122,6 +125,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		if (log_reopen() < 0)
 			log_error("log_reopen", "cannot reopen %s: %s", s->cfg.log_file, strerror(errno));
 		fleet_signal_all(s, SIGUSR1);
+		sup_downstream_signal(s, SIGUSR1);
 		break;
 	}
 }
@@ -195,6 +199,8 @@ static int supervisor_run(supervisor *s, int foreground)
 	struct timeval every = { 0, HOUSEKEEPING_MS * 1000 };
 	evtimer_add(chores, &every);
 	sup_journal_start(s);
+	if (sup_downstream_open(s) == 0)
+		sup_downstream_start(s);
 	if (fleet_start_generation(s) < 0) {
 		snprintf(err, sizeof err, "cannot start workers");
 		begin_stop(s, SIGTERM);
@@ -213,6 +219,7 @@ out:
 		if (sig_ev[i])
 			event_free(sig_ev[i]);
 	fleet_free(s);
+	sup_downstream_close(s);
 	sup_audit_close(s);
 	listeners_close(&s->listeners);
 	runfile_release(s);
@@ -225,6 +232,8 @@ int main(int argc, char **argv)
 		return worker_main(argc, argv);
 	if (argc > 1 && strcmp(argv[1], "--journal") == 0)
 		return journal_main(argc, argv);
+	if (argc > 1 && strcmp(argv[1], "--downstream") == 0)
+		return downstream_main(argc, argv);
 
 	static supervisor sup;
 	const char *file = DEFAULT_CONFIG;

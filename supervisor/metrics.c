@@ -174,6 +174,28 @@ static void latency_histogram(outbuf *o, supervisor *s, metric_totals *slots)
 	}
 }
 
+/* The downstream process (recording, RTP forward, tap): its totals live at
+ * the end of the shared area and survive its restarts. */
+static void downstream_metrics(outbuf *o, supervisor *s)
+{
+	static const char *const kinds[SHM_DS_KINDS] = { "record", "forward", "tap" };
+	shm_downstream *d = &s->shm->downstream;
+	head(o, "audiogw_downstream_frames_total", "counter",
+	     "Frames recorded (written to a file), forwarded (sent by UDP) or tapped (published).");
+	for (int i = 0; i < SHM_DS_KINDS; i++)
+		out(o, "audiogw_downstream_frames_total{kind=\"%s\"} %llu\n", kinds[i],
+		    (unsigned long long)LOAD(d->frames[i]));
+	head(o, "audiogw_downstream_dropped_total", "counter",
+	     "Frames the downstream process could not keep: writer queue full, send failed.");
+	out(o, "audiogw_downstream_dropped_total %llu\n", (unsigned long long)LOAD(d->dropped));
+	head(o, "audiogw_downstream_recordings", "gauge", "Rooms being recorded.");
+	out(o, "audiogw_downstream_recordings %d\n", (int)LOAD(d->recordings));
+	head(o, "audiogw_downstream_forwards", "gauge", "RTP forwards running.");
+	out(o, "audiogw_downstream_forwards %d\n", (int)LOAD(d->forwards));
+	head(o, "audiogw_downstream_restarts_total", "counter", "Downstream process restarts after dying.");
+	out(o, "audiogw_downstream_restarts_total %llu\n", (unsigned long long)sup_downstream_restarts());
+}
+
 char *metrics_text(supervisor *s, const metric_room_stats *rs)
 {
 	static metric_totals slots[SUP_MAX_WORKERS];
@@ -226,5 +248,6 @@ char *metrics_text(supervisor *s, const metric_room_stats *rs)
 	per_worker(&o, s, slots, "audiogw_audit_events_total", NULL, NULL, 1, get_audit);
 	head(&o, "audiogw_audit_dropped_total", "counter", "Audit events that could not be kept.");
 	per_worker(&o, s, slots, "audiogw_audit_dropped_total", NULL, NULL, 1, get_audit_dropped);
+	downstream_metrics(&o, s);
 	return o.p;
 }

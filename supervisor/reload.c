@@ -56,28 +56,28 @@ static void reload_failed(supervisor *s, const char *why)
 	command_audit(s, "config_error", NULL, NULL, "reload", why);
 }
 
-/* Keys whose change needs a restart: the new value is ignored, loudly. */
-static void keep_restart_only_keys(supervisor *s, cfg *next)
+/* Keys whose change needs a restart: a reload that changes one is refused
+ * (the workers read the new text, so the old value cannot be kept quietly). */
+static int restart_only_key_changed(supervisor *s, const cfg *next, char *err, size_t errlen)
 {
-	static const struct { const char *name; size_t off, len; } keys[] = {
-		{ "server.run_dir", offsetof(cfg, run_dir), sizeof((cfg *)0)->run_dir },
-		{ "server.user", offsetof(cfg, user), sizeof((cfg *)0)->user },
-		{ "admin.listen", offsetof(cfg, admin_listen), sizeof((cfg *)0)->admin_listen },
-		{ "admin.control_socket", offsetof(cfg, control_socket), sizeof((cfg *)0)->control_socket },
-		{ "audit.database", offsetof(cfg, audit_database), sizeof((cfg *)0)->audit_database },
+	static const struct { const char *name; size_t off; } keys[] = {
+		{ "server.run_dir", offsetof(cfg, run_dir) },
+		{ "server.user", offsetof(cfg, user) },
+		{ "admin.listen", offsetof(cfg, admin_listen) },
+		{ "admin.control_socket", offsetof(cfg, control_socket) },
+		{ "audit.database", offsetof(cfg, audit_database) },
 	};
-	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-		char *now = (char *)&s->cfg + keys[i].off, *want = (char *)next + keys[i].off;
-		if (strcmp(now, want)) {
-			log_warn("reload", "%s changed: it takes effect at the next restart", keys[i].name);
-			memcpy(want, now, keys[i].len);
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+		if (strcmp((const char *)&s->cfg + keys[i].off, (const char *)next + keys[i].off)) {
+			snprintf(err, errlen, "%s changed: restart audiogwd to apply it", keys[i].name);
+			return 1;
 		}
-	}
 	if (next->max_connections > shm_registry(s->shm)->capacity) {
-		log_warn("reload", "max_connections above %d takes effect at the next restart",
+		snprintf(err, errlen, "server.max_connections above %d needs a restart",
 		         shm_registry(s->shm)->capacity);
-		next->max_connections = shm_registry(s->shm)->capacity;
+		return 1;
 	}
+	return 0;
 }
 
 int supervisor_reload(supervisor *s)
@@ -99,7 +99,11 @@ int supervisor_reload(supervisor *s)
 		reload_failed(s, err);
 		return -1;
 	}
-	keep_restart_only_keys(s, &next);
+	if (restart_only_key_changed(s, &next, err, sizeof err)) {
+		free(text);
+		reload_failed(s, err);
+		return -1;
+	}
 	listener_set nl;
 	int fd = config_memfd(text, len);
 	if (fd < 0 || listeners_reopen(&s->listeners, &nl, &s->cfg, &next, err, sizeof err) < 0) {
@@ -130,6 +134,7 @@ int supervisor_reload(supervisor *s)
 	char detail[64];
 	snprintf(detail, sizeof detail, "{\"generation\":%d}", s->generation);
 	command_audit(s, "reload", NULL, NULL, NULL, detail);
+	sup_downstream_reload(s);
 	fleet_retired(s);
 	return 0;
 }

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -26,12 +27,33 @@ static int mkdir_p(const char *path)
 	return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -1 : 0;
 }
 
+/* Started as root with server.user: workers, which drop to that user,
+ * create their bus sockets in run_dir, so it becomes theirs. */
+static int give_run_dir(supervisor *s, char *err, size_t errlen)
+{
+	if (!s->cfg.user[0] || geteuid() != 0)
+		return 0;
+	struct passwd *pw = getpwnam(s->cfg.user);
+	if (!pw) {
+		snprintf(err, errlen, "server.user \"%s\" does not exist", s->cfg.user);
+		return -1;
+	}
+	if (chown(s->cfg.run_dir, pw->pw_uid, pw->pw_gid) < 0) {
+		snprintf(err, errlen, "cannot give run_dir %s to %s: %s", s->cfg.run_dir, s->cfg.user,
+		         strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int runfile_acquire(supervisor *s, char *err, size_t errlen)
 {
 	if (mkdir_p(s->cfg.run_dir) < 0) {
 		snprintf(err, errlen, "cannot create run_dir %s: %s", s->cfg.run_dir, strerror(errno));
 		return -1;
 	}
+	if (give_run_dir(s, err, errlen) < 0)
+		return -1;
 	snprintf(s->pid_path, sizeof s->pid_path, "%s/audiogwd.pid", s->cfg.run_dir);
 	int fd = open(s->pid_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {

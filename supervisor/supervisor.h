@@ -151,4 +151,16 @@ void sup_audit_close(supervisor *s);
 void sup_audit_worker(supervisor *s, const char *event, int slot, const char *reason,
                       const char *detail);
 
+/* downstream.c: the downstream process (recording, RTP forward, tap) */
+int sup_downstream_open(supervisor *s);
+void sup_downstream_start(supervisor *s);
+int sup_downstream_reaped(supervisor *s, pid_t pid, int status);   /* 1 if pid was it */
+json_t *sup_downstream_command(supervisor *s, const char *name, json_t *args, int *status,
+                               char *err, size_t errlen);
+void sup_downstream_reload(supervisor *s);
+int sup_downstream_stop(supervisor *s);    /* shutdown: 1 while it still runs */
+void sup_downstream_signal(supervisor *s, int sig);
+void sup_downstream_close(supervisor *s);
+uint64_t sup_downstream_restarts(void);
+
 #endif

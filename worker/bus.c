@@ -20,6 +20,8 @@
 #include "proto/control.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <nng/protocol/pubsub0/pub.h>
 #include <nng/protocol/pubsub0/sub.h>
 #include <stdio.h>
@@ -29,6 +31,7 @@
 #define BUS_DISCOVER_MS 100
 #define BUS_RECV_BATCH 1024
 #define BUS_QUEUE_MSGS 4096
+#define BUS_INBOX_MAX 16384
 
 static void bus_address(const worker *w, int index, char *buf, size_t len)
 {
@@ -160,24 +163,52 @@ static void bus_dispatch(worker *w, const uint8_t *p, size_t len)
 		bus_deliver_member(w, r, &m);
 }
 
-static void on_bus_readable(uv_poll_t *h, int status, int events)
+/* Receiving: an NNG aio re-armed from its own callback (on an NNG thread)
+ * hands each message to a bounded inbox and wakes the loop with a uv_async
+ * (coalesced). NNG 1.5.2's pollable receive fd was seen to stay readable
+ * with nothing to receive, spinning the worker at up to a core. */
+static void on_bus_message(void *arg)
 {
-	(void)status, (void)events;
+	worker *w = arg;
+	if (nng_aio_result(w->bus_aio) != 0)
+		return;  /* stopped (exit) */
+	nng_msg *msg = nng_aio_get_msg(w->bus_aio);
+	pthread_mutex_lock(&w->bus_lock);
+	int kept = w->bus_inbox_n < BUS_INBOX_MAX;
+	if (kept)
+		w->bus_inbox[(w->bus_inbox_head + w->bus_inbox_n++) % BUS_INBOX_MAX] = msg;
+	pthread_mutex_unlock(&w->bus_lock);
+	if (!kept)
+		nng_msg_free(msg);  /* full: dropped, as a full SUB queue would */
+	uv_async_send(&w->bus_async);
+	nng_recv_aio(w->bus_sub, w->bus_aio);
+}
+
+static void on_bus_wakeup(uv_async_t *h)
+{
 	worker *w = h->loop->data;
 	for (int i = 0; i < BUS_RECV_BATCH; i++) {
-		nng_msg *msg;
-		if (nng_recvmsg(w->bus_sub, &msg, NNG_FLAG_NONBLOCK) != 0)
+		pthread_mutex_lock(&w->bus_lock);
+		nng_msg *msg = NULL;
+		if (w->bus_inbox_n) {
+			msg = w->bus_inbox[w->bus_inbox_head];
+			w->bus_inbox_head = (w->bus_inbox_head + 1) % BUS_INBOX_MAX;
+			w->bus_inbox_n--;
+		}
+		pthread_mutex_unlock(&w->bus_lock);
+		if (!msg)
 			return;
 		atomic_fetch_add_explicit(&w->me->c.bus_in_total, 1, memory_order_relaxed);
 		bus_dispatch(w, nng_msg_body(msg), nng_msg_len(msg));
 		nng_msg_free(msg);
 	}
+	uv_async_send(&w->bus_async);  /* more than a batch waiting: come back after other work */
 }
 
 static int bus_open_sockets(worker *w)
 {
 	char url[CFG_PATH_MAX + 32];
-	int rv, fd;
+	int rv;
 	bus_address(w, w->shm_index, url, sizeof url);
 	unlink(url + strlen("ipc://"));  /* left by a previous owner of this entry */
 	if ((rv = nng_pub0_open(&w->bus_pub)) || (rv = nng_sub0_open(&w->bus_sub)) ||
@@ -190,24 +221,24 @@ static int bus_open_sockets(worker *w)
 	    (rv = nng_pipe_notify(w->bus_pub, NNG_PIPE_EV_ADD_POST, on_pipe_added, &w->bus_pub_pipes)) ||
 	    (rv = nng_pipe_notify(w->bus_pub, NNG_PIPE_EV_REM_POST, on_pipe_removed, &w->bus_pub_pipes)) ||
 	    (rv = nng_listen(w->bus_pub, url, NULL, 0)) ||
-	    (rv = nng_socket_get_int(w->bus_sub, NNG_OPT_RECVFD, &fd))) {
+	    (rv = nng_aio_alloc(&w->bus_aio, on_bus_message, w))) {
 		log_error("bus", "cannot open the bus at %s: %s", url, nng_strerror(rv));
 		return -1;
 	}
-	return fd;
+	return 0;
 }
 
 int bus_start(worker *w)
 {
-	int fd = bus_open_sockets(w);
-	if (fd < 0)
+	if (bus_open_sockets(w) < 0 || !(w->bus_inbox = calloc(BUS_INBOX_MAX, sizeof(nng_msg *))))
 		return -1;
+	pthread_mutex_init(&w->bus_lock, NULL);
 	char topic[16];
 	bus_worker_topic(w->shm_index, topic, sizeof topic);
 	nng_socket_set(w->bus_sub, NNG_OPT_SUB_SUBSCRIBE, topic, strlen(topic) + 1);
 	nng_socket_set(w->bus_sub, NNG_OPT_SUB_SUBSCRIBE, BUS_ALL_TOPIC, sizeof BUS_ALL_TOPIC);
-	uv_poll_init(&w->loop, &w->bus_poll, fd);
-	uv_poll_start(&w->bus_poll, UV_READABLE, on_bus_readable);
+	uv_async_init(&w->loop, &w->bus_async, on_bus_wakeup);
+	nng_recv_aio(w->bus_sub, w->bus_aio);
 	uv_timer_init(&w->loop, &w->bus_discover);
 	uv_timer_start(&w->bus_discover, on_discover, 0, BUS_DISCOVER_MS);
 	return 0;
@@ -215,7 +246,8 @@ int bus_start(worker *w)
 
 void bus_stop(worker *w)
 {
-	uv_close((uv_handle_t *)&w->bus_poll, NULL);
+	nng_aio_stop(w->bus_aio);  /* waits for a running callback */
+	uv_close((uv_handle_t *)&w->bus_async, NULL);
 	uv_close((uv_handle_t *)&w->bus_discover, NULL);
 }
 

@@ -51,6 +51,9 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		return handshake_check(w, wsi);
 	case LWS_CALLBACK_ESTABLISHED:
 		return session_open(w, s, wsi);
+	case LWS_CALLBACK_WSI_DESTROY:
+		w->pending_http--;  /* every adopted connection ends here */
+		return 0;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return session_on_writeable(w, s);
 	case LWS_CALLBACK_RECEIVE:
@@ -90,6 +93,8 @@ int server_create(worker *w)
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_to_ours);
 	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
 	               LWS_SERVER_OPTION_VALIDATE_UTF8;
+	if (w->cfg.tls_cert[0])
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info.foreign_loops = foreign_loops;
 	info.pcontext = &w->ctx;
 	info.user = w;
@@ -112,6 +117,10 @@ int server_create(worker *w)
 	vinfo.port = CONTEXT_PORT_NO_LISTEN_SERVER;
 	vinfo.protocols = server_protocols;
 	vinfo.vhost_name = "audiogw";
+	if (w->cfg.tls_cert[0]) {  /* wss:// on every listen address */
+		vinfo.ssl_cert_filepath = w->cfg.tls_cert;
+		vinfo.ssl_private_key_filepath = w->cfg.tls_key;
+	}
 	w->vh = lws_create_vhost(w->ctx, &vinfo);
 	if (!w->vh) {
 		log_error("startup", "lws_create_vhost failed");
@@ -122,8 +131,12 @@ int server_create(worker *w)
 
 void server_adopt(worker *w, int fd)
 {
-	if (!lws_adopt_socket_vhost(w->vh, fd))
+	lws_sock_file_fd_type desc = { .sockfd = fd };
+	int type = LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP | (w->cfg.tls_cert[0] ? LWS_ADOPT_ALLOW_SSL : 0);
+	if (!lws_adopt_descriptor_vhost(w->vh, (lws_adoption_type)type, desc, NULL, NULL))
 		log_warn("accept", "lws could not adopt a connection");  /* lws closed fd */
+	else
+		w->pending_http++;
 }
 
 void server_destroy_step(worker *w)

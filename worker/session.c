@@ -68,13 +68,15 @@ static void enqueue_audio(worker *w, session *s, msgbuf *m)
 		session_close(s, 4002);
 }
 
+static void session_lost(worker *w, session *s);
+
 void session_send(worker *w, session *s, msgbuf *m)
 {
 	if (s->closing || !s->established)
 		return;
 	if (ptrq_empty(&s->ctrl) && ptrq_empty(&s->audio) && !lws_send_pipe_choked(s->wsi)) {
 		if (write_msg(w, s, m) < 0)
-			session_close(s, 1011);
+			session_lost(w, s);
 		return;
 	}
 	if (m->kind == MSG_AUDIO)
@@ -104,6 +106,8 @@ void session_send_text(worker *w, session *s, char *json)
  * "handled by lws_close_reason()" in its header), then hang up. */
 static int write_close_frame(session *s)
 {
+	if (s->close_code == 1006)
+		return -1;  /* the connection is gone: no frame, just hang up */
 	unsigned char buf[LWS_PRE + 2];
 	buf[LWS_PRE] = (unsigned char)(s->close_code >> 8);
 	buf[LWS_PRE + 1] = (unsigned char)s->close_code;
@@ -176,6 +180,23 @@ static void session_park(worker *w, session *s)
 	s->parked = 1;
 	w->by_reg[s->reg] = NULL;
 	reg_park(w->reg, s->reg, clock_mono_ms() + w->cfg.resume_window_ms);
+}
+
+/* A write failed: the peer is gone (it reset the connection) and nothing
+ * more can be sent. That is a drop without a close frame (SPEC 4.6): "lost"
+ * and resumable, not a server error. lws closes the socket on its next turn
+ * (the caller may be walking a room's sessions). */
+static void session_lost(worker *w, session *s)
+{
+	if (s->closing)
+		return;
+	s->closing = 1;
+	s->close_code = 1006;
+	if (!s->end_reason)
+		s->end_reason = "lost";
+	if (resumable(w, s->end_reason))
+		session_park(w, s);
+	lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
 void session_close_for(session *s, uint16_t code, const char *reason)
@@ -373,6 +394,8 @@ int session_open(worker *w, session *s, struct lws *wsi)
 	if (!resumed)
 		room_member_event(w, s, BUS_JOINED);
 	replace_older_connections(w, c->sub);
+	if (w->drain_active)  /* upgraded while its worker drains */
+		drain_tell(w, s, now, w->drain_spread_ms);
 	char detail[64];
 	snprintf(detail, sizeof detail, "{\"ssrc\":%u%s}", s->ssrc, resumed ? ",\"resumed\":true" : "");
 	event_session(w, "connect", s, NULL, detail);

@@ -174,7 +174,9 @@ void worker_stop(worker *w)
 	uv_close((uv_handle_t *)&w->sig_int, on_handle_closed);
 	uv_close((uv_handle_t *)&w->sig_usr1, on_handle_closed);
 	uv_close((uv_handle_t *)&w->sig_usr2, on_handle_closed);
-	if (uv_is_active((uv_handle_t *)&w->drain_timer) || w->draining)
+	signal(SIGINT, SIG_IGN);   /* already on the way out: a late signal is no crash */
+	signal(SIGTERM, SIG_IGN);
+	if (w->drain_active)
 		uv_close((uv_handle_t *)&w->drain_timer, on_handle_closed);
 	bus_stop(w);
 	uv_close((uv_handle_t *)&w->sweep, on_handle_closed);

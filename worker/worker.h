@@ -21,6 +21,7 @@
 #include <libwebsockets.h>
 #include <jansson.h>
 #include <nng/nng.h>
+#include <pthread.h>
 #include <uthash.h>
 #include <uv.h>
 
@@ -80,10 +81,13 @@ typedef struct worker {
 	int n_listen;
 	uv_timer_t shutdown_timer;
 	int stopping;                    /* the lws context is being destroyed */
-	int draining;                    /* new upgrades get 503 */
+	int draining;                    /* new upgrades get 503 (host drain, shutdown) */
+	int drain_active;                /* any drain: new sessions are told to reconnect at once */
+	int pending_http;                /* adopted connections still alive (sessions or not) */
 	int drain_exit;                  /* exit once drained; not accepting any more */
 	const char *drain_reason;        /* "drain" or "shutdown" */
 	int64_t drain_deadline_ms;
+	int64_t drain_spread_ms;
 	uv_timer_t drain_timer;
 	uv_signal_t sig_usr2;
 
@@ -107,7 +111,11 @@ typedef struct worker {
 
 	/* bus.c */
 	nng_socket bus_pub, bus_sub;
-	uv_poll_t bus_poll;
+	nng_aio *bus_aio;                /* receives on an NNG thread ... */
+	uv_async_t bus_async;            /* ... and wakes the loop */
+	pthread_mutex_t bus_lock;        /* guards the inbox */
+	nng_msg **bus_inbox;
+	uint32_t bus_inbox_head, bus_inbox_n;
 	uv_timer_t bus_discover;
 	uint8_t bus_dialed[SHM_MAX_PROCS], bus_dialed_sup;
 	_Atomic int bus_sub_pipes, bus_pub_pipes;
@@ -126,6 +134,7 @@ void worker_stop_accepting(worker *w);
 /* drain.c */
 #define DRAIN_GRACE_MS 3000             /* after drain.timeout, for close frames to go out */
 void drain_begin(worker *w, int command);  /* enum shm_command */
+void drain_tell(worker *w, session *s, int64_t now, int64_t spread);
 
 /* server.c */
 int server_create(worker *w);

@@ -284,6 +284,8 @@ control_socket = ipc://{dir}/run/ctl.ipc
 database = {dir}/run/audit.db
 [log]
 level = {log_level}
+[downstream]
+{downstream_extra}
 """
 
 
@@ -301,6 +303,7 @@ class Daemon:
         params = dict(port=self.port, workers=workers, dir=self.dir, server_extra="",
                       auth_extra="", limits_extra="", heartbeat_extra="", drain_extra="",
                       admin_extra="", admin_listen="127.0.0.1:%d" % self.admin_port,
+                      downstream_extra="",
                       log_level="info")
         params.update(kw)
         self.workers = workers
@@ -359,6 +362,10 @@ class Daemon:
 
     def worker_pids(self):
         return self.children_with("--worker")
+
+    def downstream_pid(self):
+        pids = self.children_with("--downstream")
+        return pids[0] if pids else None
 
     def journal_pid(self):
         pids = self.children_with("--journal")

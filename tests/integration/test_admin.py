@@ -37,6 +37,7 @@ class Daemon(agw.Daemon):
                 pass
         return super().__exit__(*exc)
 
+
 T = 10.0            # generous: the machine is slow and shared
 QUIET = 1.0         # how long "nothing arrives" is watched
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")

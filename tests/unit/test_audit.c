@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char dir[64], db[128];
@@ -370,6 +371,43 @@ START_TEST(test_query_does_not_block)
 	sqlite3_close(rd);
 	jstore_close(s);
 	ck_assert_int_eq(query_int(db, "SELECT count(*) FROM audit"), 10);
+}
+END_TEST
+
+/* A reader that may not create the -shm file (another user, a read-only
+ * directory) still reads a database no journal has open. */
+START_TEST(test_query_readonly_directory)
+{
+	char err[512] = "";
+	jstore *s = jstore_open(db, err, sizeof err);
+	ck_assert_msg(s != NULL, "%s", err);
+	fill(s);
+	jstore_close(s);  /* the last connection: -wal and -shm are gone */
+	ck_assert_int_eq(chmod(dir, 0555), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (geteuid() == 0 && (setgid(65534) < 0 || setuid(65534) < 0))
+			_exit(3);
+		json_t *rows = audit_query(db, 0, "bob", NULL, NULL, 0, err, sizeof err);
+		if (!rows)
+			fprintf(stderr, "audit_query: %s\n", err);
+		_exit(!rows ? 1 : json_array_size(rows) == 3 ? 0 : 2);
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_int_eq(chmod(dir, 0700), 0);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	/* and a reader who could create files leaves none behind */
+	json_t *rows = q(0, NULL, NULL, NULL, 0);
+	ck_assert_uint_eq(json_array_size(rows), 9);
+	json_decref(rows);
+	char path[192];
+	snprintf(path, sizeof path, "%s-wal", db);
+	ck_assert_int_eq(access(path, F_OK), -1);
+	snprintf(path, sizeof path, "%s-shm", db);
+	ck_assert_int_eq(access(path, F_OK), -1);
 }
 END_TEST
 
@@ -775,6 +813,7 @@ static Suite *audit_suite(void)
 	tcase_add_test(store, test_query_limits);
 	tcase_add_test(store, test_query_missing_and_empty);
 	tcase_add_test(store, test_query_does_not_block);
+	tcase_add_test(store, test_query_readonly_directory);
 	tcase_add_test(store, test_prune);
 	tcase_add_test(store, test_schema_newer);
 	tcase_add_test(store, test_schema_foreign_table);

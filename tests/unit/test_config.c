@@ -198,6 +198,9 @@ START_TEST(test_example_config)
 	ck_assert_int_eq(C.reconnect_spread_ms, d.reconnect_spread_ms);
 	ck_assert_str_eq(C.control_socket, d.control_socket);
 	ck_assert_str_eq(C.audit_database, d.audit_database);
+	ck_assert_str_eq(C.downstream_allow, d.downstream_allow);
+	ck_assert_str_eq(C.downstream_tap, d.downstream_tap);
+	ck_assert_str_eq(C.record_dir, "./run/recordings");
 	ck_assert_int_eq(C.audit_retention_ms, d.audit_retention_ms);
 	ck_assert_int_eq(C.log_level, d.log_level);
 	ck_assert_str_eq(C.log_file, d.log_file);
@@ -813,6 +816,35 @@ START_TEST(test_read_file)
 }
 END_TEST
 
+START_TEST(test_downstream)
+{
+	cfg_defaults(&C);
+	ck_assert_str_eq(C.downstream_allow, "127.0.0.0/8,::1/128");
+	ck_assert_str_eq(C.downstream_tap, "");
+	OK(AUTH);
+	ck_assert_str_eq(C.record_dir, "./run/recordings");     /* RUN_DIR/recordings */
+	OK("[server]\nrun_dir = /var/run/agw\n" AUTH);
+	ck_assert_str_eq(C.record_dir, "/var/run/agw/recordings");
+	OK("[downstream]\nallow = 10.0.0.0/8, 192.168.1.7 ,::1/128\ntap = ipc:///tmp/tap.ipc\n"
+	   "record_dir = /srv/rec\n" AUTH);
+	ck_assert_str_eq(C.downstream_allow, "10.0.0.0/8, 192.168.1.7 ,::1/128");
+	ck_assert_str_eq(C.downstream_tap, "ipc:///tmp/tap.ipc");
+	ck_assert_str_eq(C.record_dir, "/srv/rec");
+	OK("[downstream]\nallow =\ntap =\n" AUTH);               /* nothing allowed, no tap */
+	ck_assert_str_eq(C.downstream_allow, "");
+	ERR1("[downstream]\nallow = 10.0.0.0/33\n" AUTH,
+	     "t.conf:2: bad address list \"10.0.0.0/33\" for allow: "
+	     "bad prefix length \"33\" in \"10.0.0.0/33\" (0-32)");
+	ERR1("[downstream]\nallow = localhost\n" AUTH,
+	     "t.conf:2: bad address list \"localhost\" for allow: "
+	     "bad address \"localhost\" (numeric IPv4 or IPv6 expected)");
+	ERR1("[downstream]\nallow = 127.0.0.1,,::1\n" AUTH,
+	     "t.conf:2: bad address list \"127.0.0.1,,::1\" for allow: empty item in the address list");
+	ERR1("[downstream]\ntap = /tmp/tap\n" AUTH,
+	     "t.conf:2: bad URL \"/tmp/tap\" for tap: must start with ipc://, tcp:// or inproc://");
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -850,6 +882,7 @@ static Suite *config_suite(void)
 	tcase_add_test(t, test_api_key);
 	tcase_add_test(t, test_load_file);
 	tcase_add_test(t, test_read_file);
+	tcase_add_test(t, test_downstream);
 	suite_add_tcase(s, t);
 	return s;
 }

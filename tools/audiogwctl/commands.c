@@ -510,3 +510,181 @@ int cmd_token(ctx *x, const cmd_args *a)
 	}
 	return CTL_OK;
 }
+
+/* ---- record, forward (the downstream process: audiogwd-downstream(7)) ---- */
+
+static json_t *sub_request(const char *cmd, const char *room)
+{
+	json_t *req = json_pack("{s:s}", "cmd", cmd);
+	set_str(req, "room", room);
+	return req;
+}
+
+static int show_recording_files(const json_t *list)
+{
+	size_t i, k;
+	json_t *r, *f;
+	table t;
+	table_init(&t, "ROOM USER SSRC CODEC FRAMES> OPEN FILE");
+	json_array_foreach(list, i, r)
+		json_array_foreach(json_object_get(r, "files"), k, f)
+			table_add(&t, jf_str(r, "room"), jf_str(f, "user"), jf_str(f, "ssrc"),
+				jf_str(f, "codec"), jf_count(f, "frames"), jf_bool(f, "open"),
+				jf_str(f, "file"));
+	if (t.nrows)
+		table_print(&t, stdout);
+	table_free(&t);
+	return CTL_OK;
+}
+
+static int show_recordings(const ctx *x, const json_t *r)
+{
+	size_t i;
+	json_t *e;
+	table t;
+	if (!json_is_array(r))
+		return bad_reply(x, "recordings is not an array");
+	table_init(&t, "ROOM SPEAKERS> FRAMES> DROPPED> LATE> STARTED DIR");
+	json_array_foreach(r, i, e)
+		table_add(&t, jf_str(e, "room"), jf_count(e, "speakers"), jf_count(e, "frames"),
+			jf_count(e, "dropped"), jf_count(e, "late"), jf_time(e, "started_at", 0),
+			jf_str(e, "dir"));
+	table_print(&t, stdout);
+	table_free(&t);
+	if (json_array_size(r)) {
+		putchar('\n');
+		show_recording_files(r);
+	}
+	return CTL_OK;
+}
+
+static int show_record_start(const ctx *x, const json_t *r)
+{
+	if (!json_is_object(r))
+		return bad_reply(x, "not an object");
+	printf("recording %s into %s\n", jf_str(r, "room"), jf_str(r, "dir"));
+	return CTL_OK;
+}
+
+static int show_record_stop(const ctx *x, const json_t *r)
+{
+	if (!json_is_object(r))
+		return bad_reply(x, "not an object");
+	size_t n = json_array_size(json_object_get(r, "files"));
+	printf("stopped recording %s: %s frames, %s dropped, %zu file%s%s\n", jf_str(r, "room"),
+		jf_count(r, "frames"), jf_count(r, "dropped"), n, n == 1 ? "" : "s",
+		json_is_true(json_object_get(r, "finalizing")) ? " (still being finished)" : "");
+	json_t *one = json_pack("[O]", (json_t *)r);
+	show_recording_files(one);
+	json_decref(one);
+	return CTL_OK;
+}
+
+int cmd_record(ctx *x, const cmd_args *a)
+{
+	const char *sub = a->pos[0], *dir = arg_opt(a, "dir");
+	if (!strcmp(sub, "start")) {
+		if (a->npos != 2)
+			return ctl_usage(x, "record start needs a ROOM");
+		json_t *req = sub_request("record-start", a->pos[1]);
+		set_str(req, "dir", dir);
+		return call_and_print(x, req, show_record_start);
+	}
+	if (dir)
+		return ctl_usage(x, "--dir goes with record start");
+	if (!strcmp(sub, "stop")) {
+		if (a->npos != 2)
+			return ctl_usage(x, "record stop needs a ROOM");
+		return call_and_print(x, sub_request("record-stop", a->pos[1]), show_record_stop);
+	}
+	if (!strcmp(sub, "list")) {
+		if (a->npos != 1)
+			return ctl_usage(x, "record list takes no ROOM");
+		return call_and_print(x, sub_request("recordings", NULL), show_recordings);
+	}
+	return ctl_usage(x, "unknown record command \"%s\" (start, stop or list)", sub);
+}
+
+static int show_forwards(const ctx *x, const json_t *r)
+{
+	size_t i;
+	json_t *e;
+	table t;
+	if (!json_is_array(r))
+		return bad_reply(x, "forwards is not an array");
+	table_init(&t, "ROOM URL SSRC FRAMES> DROPPED> STARTED ERROR");
+	json_array_foreach(r, i, e)
+		table_add(&t, jf_str(e, "room"), jf_str(e, "url"), jf_str(e, "ssrc"),
+			jf_count(e, "frames"), jf_count(e, "dropped"), jf_time(e, "started_at", 0),
+			jf_str(e, "error"));
+	table_print(&t, stdout);
+	table_free(&t);
+	return CTL_OK;
+}
+
+static int show_forward_start(const ctx *x, const json_t *r)
+{
+	if (!json_is_object(r))
+		return bad_reply(x, "not an object");
+	json_t *ssrc = json_object_get(r, "ssrc");
+	if (json_is_integer(ssrc))
+		printf("forwarding %s (ssrc %s) to %s\n", jf_str(r, "room"), jf_str(r, "ssrc"),
+			jf_str(r, "url"));
+	else
+		printf("forwarding %s to %s\n", jf_str(r, "room"), jf_str(r, "url"));
+	printf("receive it with the SDP of: audiogwctl forward sdp %s %s\n", jf_str(r, "room"),
+		jf_str(r, "url"));
+	return CTL_OK;
+}
+
+static int show_forward_stop(const ctx *x, const json_t *r)
+{
+	json_t *stopped = json_object_get(r, "stopped");
+	if (!json_is_array(stopped))
+		return bad_reply(x, "no stopped list");
+	size_t n = json_array_size(stopped);
+	printf("stopped %zu forward%s of %s\n", n, n == 1 ? "" : "s", jf_str(r, "room"));
+	return show_forwards(x, stopped);
+}
+
+static int show_sdp(const ctx *x, const json_t *r)
+{
+	const char *sdp = json_string_value(json_object_get(r, "sdp"));
+	if (!sdp)
+		return bad_reply(x, "no sdp");
+	fputs(sdp, stdout);
+	return CTL_OK;
+}
+
+int cmd_forward(ctx *x, const cmd_args *a)
+{
+	const char *sub = a->pos[0], *ssrc = arg_opt(a, "ssrc");
+	char err[160];
+	int64_t n = 0;
+	if (!strcmp(sub, "start")) {
+		if (a->npos != 3)
+			return ctl_usage(x, "forward start needs a ROOM and a udp://HOST:PORT");
+		if (ssrc && cfg_parse_int(ssrc, 1, 4294967295LL, &n, err, sizeof err) != 0)
+			return ctl_usage(x, "bad --ssrc \"%s\": %s", ssrc, err);
+		json_t *req = sub_request("forward-start", a->pos[1]);
+		set_str(req, "url", a->pos[2]);
+		if (ssrc)
+			json_object_set_new(req, "ssrc", json_integer(n));
+		return call_and_print(x, req, show_forward_start);
+	}
+	if (ssrc)
+		return ctl_usage(x, "--ssrc goes with forward start");
+	if (!strcmp(sub, "stop") || !strcmp(sub, "sdp")) {
+		if (a->npos < 2)
+			return ctl_usage(x, "forward %s needs a ROOM", sub);
+		json_t *req = sub_request(sub[1] == 't' ? "forward-stop" : "forward-sdp", a->pos[1]);
+		set_str(req, "url", a->npos == 3 ? a->pos[2] : NULL);
+		return call_and_print(x, req, sub[1] == 't' ? show_forward_stop : show_sdp);
+	}
+	if (!strcmp(sub, "list")) {
+		if (a->npos != 1)
+			return ctl_usage(x, "forward list takes no arguments");
+		return call_and_print(x, sub_request("forwards", NULL), show_forwards);
+	}
+	return ctl_usage(x, "unknown forward command \"%s\" (start, stop, list or sdp)", sub);
+}

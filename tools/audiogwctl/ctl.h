@@ -156,6 +156,8 @@ int cmd_drain(ctx *, const cmd_args *);
 int cmd_audit(ctx *, const cmd_args *);
 int cmd_token(ctx *, const cmd_args *);
 int cmd_metrics(ctx *, const cmd_args *);
+int cmd_record(ctx *, const cmd_args *);
+int cmd_forward(ctx *, const cmd_args *);
 
 /* ---- top.c ---- */
 int cmd_top(ctx *, const cmd_args *);

@@ -34,6 +34,8 @@ static const char *const o_sessions[] = { "user", NULL };
 static const char *const o_kick[] = { "reason", "ban", NULL };
 static const char *const o_audit[] = { "since", "user", "room", "event", "limit", NULL };
 static const char *const o_token[] = { "user", "room", "rooms", "ttl", "perm", "dev", NULL };
+static const char *const o_record[] = { "dir", NULL };
+static const char *const o_forward[] = { "ssrc", NULL };
 
 static int cmd_help(ctx *, const cmd_args *);
 
@@ -72,6 +74,12 @@ static const command commands[] = {
 	  "mint an HS256 client token with the config's secret" },
 	{ "metrics", 0, 0, no_opts, cmd_metrics, "",
 	  "the Prometheus text, as /metrics serves it" },
+	{ "record", 1, 2, o_record, cmd_record,
+	  "start ROOM [--dir DIR] | stop ROOM | list",
+	  "record a room: one Ogg Opus or WAV file per speaker (audiogwd-downstream(7))" },
+	{ "forward", 1, 3, o_forward, cmd_forward,
+	  "start ROOM udp://HOST:PORT [--ssrc N] | stop ROOM [udp://HOST:PORT] | list | sdp ROOM [udp://HOST:PORT]",
+	  "send a room's frames (or one speaker's) as plain RTP over UDP; sdp: the SDP to receive them" },
 	{ "top", 0, 0, no_opts, cmd_top, "",
 	  "live view: totals, rates, workers, busiest rooms (q quits)" },
 	{ "help", 0, 1, no_opts, cmd_help, "[COMMAND]",

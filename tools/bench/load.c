@@ -190,12 +190,11 @@ static void window_started(lp *p)
 	p->res->cpu_ws_us = own_cpu_us();
 }
 
-static void on_phase(lp *p, int ph, int64_t now)
+static void on_phase(lp *p, int ph)
 {
 	if (ph >= PH_RAMP && p->phase < PH_RAMP) {
 		p->ramp_t0 = atomic_load(&p->ctl->ramp_t0);
 		p->send_t0 = p->ramp_t0 + (int64_t)(p->step_ns * p->id / p->o->procs);
-		(void)now;
 	}
 	if (ph >= PH_WINDOW && p->phase < PH_WINDOW)
 		window_started(p);
@@ -237,7 +236,7 @@ static void tick(lp *p, int64_t now)
 {
 	int ph = atomic_load(&p->ctl->phase);
 	if (ph != p->phase)
-		on_phase(p, ph, now);
+		on_phase(p, ph);
 	ramp(p, now);
 	run_timers(p, now);
 	send_due(p, now);
@@ -271,7 +270,8 @@ static int mint_tokens(lp *p)
 			p->tokens = t;
 			cap *= 2;
 		}
-		int len = token_mint_hs256(&cl, o->secret, o->secret_len, p->tokens + used, cap - used);
+		int len = token_mint_hs256(&cl, o->secret, o->secret_len, p->tokens + used,
+		                           TOKEN_MAX_LEN + 1);   /* it may clear all of outlen */
 		if (len < 0)
 			return -1;
 		p->tok_off[i] = (uint32_t)used;
@@ -370,8 +370,8 @@ static void dispatch(lp *p, const struct epoll_event *ev)
 {
 	if (ev->data.u64 == TIMER_TAG) {
 		uint64_t ticks;
-		if (read(p->tfd, &ticks, sizeof ticks) < 0 && errno != EAGAIN)
-			return;
+		if (read(p->tfd, &ticks, sizeof ticks) < 0)
+			return;            /* EAGAIN: already read; tick() runs anyway */
 		return;
 	}
 	uint32_t i = (uint32_t)ev->data.u64, gen = (uint32_t)(ev->data.u64 >> 32);

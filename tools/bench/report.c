@@ -310,7 +310,8 @@ static json_t *jconnect(const bench_run *r, const derived *d)
 static json_t *jframes(const bench_run *r, const derived *d)
 {
 	const bench_res *t = &r->total;
-	return json_pack("{s:f, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+	return json_pack("{s:f, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
+	                 " s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
 		"window_s", d->window_s, "open_at_window_start", jint(t->open_ws),
 		"open_at_window_end", jint(t->open_we), "sent", jint(t->sent_window),
 		"expected", jint(t->expected), "received", jint(t->received),
@@ -363,7 +364,8 @@ static json_t *jprocs(const bench_run *r)
 
 static json_t *jgateway(const bench_run *r, const derived *d)
 {
-	return json_pack("{s:i, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+	return json_pack("{s:i, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
+	                 " s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
 		"pid", (int)r->o->pid, "processes", r->gw_end.nproc,
 		"cpu_core_share_idle", jnum(d->idle_share, d->gw), "by_process", jprocs(r),
 		"cpu_s_ramp", jnum(d->gw_cpu_ramp, d->gw), "cpu_us_per_handshake", jnum(d->us_per_hs, d->gw),
