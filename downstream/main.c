@@ -33,7 +33,7 @@
 #define DS_BUS_QUEUE 8192           /* NNG's maximum receive queue */
 #define DS_RECV_BATCH 2048
 #define DS_BUS_WAIT_MS 1000         /* a new subscription waits this long for the mesh */
-#define DS_STOP_WAIT_MS 1500        /* record stop waits this long for the files */
+#define DS_STOP_WAIT_MS 1000        /* record stop waits this long for the files */
 
 static volatile sig_atomic_t stop_signal, reopen_log;
 static nng_dialer dialers[SHM_MAX_PROCS], sup_dialer;

@@ -660,6 +660,13 @@ json_t *recording_json(recording *r)
 		        "open", f->open));
 	}
 	json_t *error = r->error[0] ? json_string(r->error) : json_null();
+	int speakers = 0;
+	for (int i = 0; i < r->nfiles; i++) {   /* distinct SSRCs: a speaker may have several files */
+		int seen = 0;
+		for (int k = 0; k < i && !seen; k++)
+			seen = r->files[k].ssrc == r->files[i].ssrc;
+		speakers += !seen;
+	}
 	pthread_mutex_unlock(&r->lock);
 	return json_pack("{s:s, s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
 	        "room", r->room, "dir", r->dir, "started_at", ds_timestamp(r->started_us),
@@ -667,7 +674,7 @@ json_t *recording_json(recording *r)
 	        "dropped", (json_int_t)(atomic_load(&r->dropped) + atomic_load(&r->errors)),
 	        "late", (json_int_t)atomic_load(&r->late),
 	        "unsupported", (json_int_t)atomic_load(&r->unsupported),
-	        "speakers", (json_int_t)r->nfiles, "files", files, "error", error);
+	        "speakers", (json_int_t)speakers, "files", files, "error", error);
 }
 
 json_t *recording_stop(recorder *rc, recording *r, int wait_ms)

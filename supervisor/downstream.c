@@ -28,6 +28,7 @@
 #define DS_FD_SHM 3
 #define DS_FD_CONFIG 4
 #define DS_CALL_TIMEOUT_MS 2000
+#define DS_CONNECT_WAIT_MS 1000     /* a just started process: its socket is coming up */
 #define DS_BACKOFF_MAX_MS 10000
 #define DS_QUICK_DEATH_MS 5000
 
@@ -165,9 +166,9 @@ static json_t *call(supervisor *s, const char *name, json_t *args, int *status, 
 		         ds.req_open ? " (it is being restarted): try again" : "");
 		return NULL;
 	}
-	int64_t until = clock_mono_ms() + DS_CALL_TIMEOUT_MS;
+	int64_t until = clock_mono_ms() + DS_CONNECT_WAIT_MS;
 	while (atomic_load(&ds.pipes) <= 0 && clock_mono_ms() < until)
-		usleep(5000);   /* just started: its socket is coming up */
+		usleep(5000);
 	if (atomic_load(&ds.pipes) <= 0) {
 		*status = 503;
 		snprintf(err, errlen, "the downstream process does not answer on its socket: try again");

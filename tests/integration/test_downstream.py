@@ -381,6 +381,25 @@ class Forward(unittest.TestCase):
             st, body = api_json(d, "POST", "/v1/rooms/r/forward", {"url": "udp://127.0.0.1:5000"})
             self.assertEqual(st, 403, body)
 
+    def test_a_reload_applies_the_new_allowlist(self):
+        with Daemon(workers=1, downstream_extra="allow = 127.0.0.0/8") as d:
+            port = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            port.bind(("127.0.0.1", 0))
+            url = "udp://127.0.0.1:%d" % port.getsockname()[1]
+            ctl_json(d, "forward", "start", "a1", url)
+            with open(d.config) as f:
+                text = f.read()
+            with open(d.config, "w") as f:
+                f.write(text.replace("allow = 127.0.0.0/8", "allow = ::1/128"))
+            rc, out, err = ctl(d, "reload")
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(ctl_json(d, "forward", "list"), [])
+            rows = wait_for(lambda: audit_events(d, "forward_stop"), what="forward_stop")
+            self.assertEqual(rows[0]["reason"], "not_allowed")
+            st, body = api_json(d, "POST", "/v1/rooms/a1/forward", {"url": url})
+            self.assertEqual(st, 403, body)
+            port.close()
+
 
 class Restart(unittest.TestCase):
     def test_a_killed_downstream_process_comes_back_with_its_work(self):
