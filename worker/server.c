@@ -123,6 +123,8 @@ int server_create(worker *w)
 	if (w->cfg.tls_cert[0]) {  /* wss:// on every listen address */
 		vinfo.ssl_cert_filepath = w->cfg.tls_cert;
 		vinfo.ssl_private_key_filepath = w->cfg.tls_key;
+		/* a vhost that does not listen gets no TLS context unless asked */
+		vinfo.options |= LWS_SERVER_OPTION_CREATE_VHOST_SSL_CTX | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	}
 	w->vh = lws_create_vhost(w->ctx, &vinfo);
 	if (!w->vh) {

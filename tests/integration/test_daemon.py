@@ -1,14 +1,16 @@
 """The daemon's life: config check, startup with several workers, upgrades,
 404s, worker restart after SIGKILL, clean stop, single instance."""
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from agw import AUDIOGWD, Daemon, HandshakeError, WS, http_request, pid_alive, wait_for  # noqa: E402
+from agw import AUDIOGWD, Daemon, HandshakeError, WS, http_request, mint, pid_alive, wait_for  # noqa: E402
 
 
 class ConfigCheck(unittest.TestCase):
@@ -117,6 +119,22 @@ class Fleet(unittest.TestCase):
             self.assertEqual(r.returncode, 1)
             self.assertIn("another audiogwd", r.stderr)
             self.assertIsNone(d.proc.poll())
+
+    @unittest.skipUnless(shutil.which("openssl"), "needs the openssl command for a test certificate")
+    def test_wss_with_tls_cert(self):
+        tmp = tempfile.mkdtemp(prefix="audiogwd-tls-")
+        cert, key = os.path.join(tmp, "c.pem"), os.path.join(tmp, "k.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                        "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1"],
+                       check=True, capture_output=True)
+        with Daemon(workers=2, server_extra="tls_cert = %s\ntls_key = %s" % (cert, key)) as d:
+            c = WS(d.port, token=mint("tls", "r"), tls=True)
+            self.assertEqual(c.recv_json()["type"], "welcome")
+            c.send_json({"type": "ping", "id": 1})
+            self.assertEqual(c.recv_json()["type"], "pong")
+            with self.assertRaises(Exception):  # plain ws:// is not served on a TLS listener
+                WS(d.port, token=mint("plain", "r"), timeout=3).recv_json(timeout=3)
+        shutil.rmtree(tmp)
 
     def test_workers_die_with_the_supervisor(self):
         d = Daemon(workers=2).start()
