@@ -11,6 +11,7 @@
 #include "downstream/downstream.h"
 #include "downstream/media.h"
 #include "common/clock.h"
+#include "common/child.h"
 #include "common/log.h"
 #include "proto/rtp.h"
 
@@ -79,40 +80,6 @@ json_t *ds_timestamp(int64_t wall_us)
 
 /* ---- startup ---- */
 
-static int load_inherited_config(downstream *d, const char *file)
-{
-	static cfg_errors errs;
-	size_t len;
-	char *text = cfg_read_file("/proc/self/fd/4", &len);
-	if (!text) {
-		fprintf(stderr, "audiogwd downstream: the config (fd %d) is missing\n", DS_FD_CONFIG);
-		return -1;
-	}
-	cfg_defaults(&d->cfg);
-	int nerr = cfg_load_buffer(&d->cfg, file, text, &errs);
-	free(text);
-	close(DS_FD_CONFIG);
-	for (int i = 0; i < nerr && i < CFG_MAX_ERRORS; i++)
-		fprintf(stderr, "audiogwd downstream: %s\n", errs.msg[i]);
-	return nerr ? -1 : 0;
-}
-
-static int drop_privileges(const char *user)
-{
-	if (!*user || geteuid() != 0)
-		return 0;
-	struct passwd *pw = getpwnam(user);
-	if (!pw) {
-		log_error("startup", "server.user \"%s\" does not exist", user);
-		return -1;
-	}
-	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
-		log_error("startup", "cannot drop privileges to %s: %s", user, strerror(errno));
-		return -1;
-	}
-	prctl(PR_SET_PDEATHSIG, SIGKILL);  /* setuid clears it */
-	return 0;
-}
 
 /* ---- rooms ---- */
 
@@ -851,7 +818,7 @@ int downstream_main(int argc, char **argv)
 		fprintf(stderr, "audiogwd: --downstream is internal: the supervisor starts it\n");
 		return 2;
 	}
-	if (load_inherited_config(&d, file) < 0)
+	if (child_load_config(&d.cfg, file, "downstream") < 0)
 		return 1;
 	if (log_open(d.cfg.log_file, d.cfg.log_level, DS_LOG_ID) < 0)
 		log_open(NULL, d.cfg.log_level, DS_LOG_ID);
@@ -866,7 +833,7 @@ int downstream_main(int argc, char **argv)
 		log_error("startup", "downstream: allow: %s", err);
 		return 1;
 	}
-	if (drop_privileges(d.cfg.user) < 0)
+	if (child_drop_privileges(d.cfg.user) < 0)
 		return 1;
 	watch_signals();
 	snprintf(d.state_path, sizeof d.state_path, "%s/downstream.state", d.cfg.run_dir);

@@ -7,6 +7,7 @@
  * lws (lws 4.1.6 cannot listen on an inherited socket itself). */
 #include "worker/worker.h"
 #include "common/audit.h"
+#include "common/child.h"
 #include "common/log.h"
 
 #include <errno.h>
@@ -22,7 +23,6 @@
 #include <unistd.h>
 
 #define WORKER_FD_SHM 3
-#define WORKER_FD_CONFIG 4
 #define WORKER_FD_LISTEN 5
 #define ACCEPT_BATCH 256        /* bounded work per wakeup, fairness with traffic */
 #define SHUTDOWN_POLL_MS 10
@@ -62,40 +62,6 @@ static int parse_args(worker *w, int argc, char **argv, const char **file)
 	       w->n_listen < 1 || w->n_listen > CFG_MAX_LISTEN || !*file ? -1 : 0;
 }
 
-/* The config comes from the supervisor as text it already validated: a
- * worker restarted after the file was edited still runs its generation's config. */
-static int load_inherited_config(worker *w, const char *file)
-{
-	static cfg_errors errs;
-	size_t len;
-	char *text = cfg_read_file("/proc/self/fd/4", &len);
-	if (!text)
-		return -1;
-	cfg_defaults(&w->cfg);
-	int nerr = cfg_load_buffer(&w->cfg, file, text, &errs);
-	free(text);
-	close(WORKER_FD_CONFIG);
-	for (int i = 0; i < nerr && i < CFG_MAX_ERRORS; i++)
-		fprintf(stderr, "audiogwd worker: %s\n", errs.msg[i]);
-	return nerr ? -1 : 0;
-}
-
-static int drop_privileges(const char *user)
-{
-	if (!*user || geteuid() != 0)
-		return 0;
-	struct passwd *pw = getpwnam(user);
-	if (!pw) {
-		log_error("startup", "server.user \"%s\" does not exist", user);
-		return -1;
-	}
-	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
-		log_error("startup", "cannot drop privileges to %s: %s", user, strerror(errno));
-		return -1;
-	}
-	prctl(PR_SET_PDEATHSIG, SIGKILL);  /* setuid clears it */
-	return 0;
-}
 
 static void on_listen_readable(uv_poll_t *h, int status, int events)
 {
@@ -243,7 +209,7 @@ int worker_main(int argc, char **argv)
 		fprintf(stderr, "audiogwd: --worker is internal: the supervisor starts workers\n");
 		return 2;
 	}
-	if (load_inherited_config(&w, file) < 0)
+	if (child_load_config(&w.cfg, file, "worker") < 0)
 		return 1;
 	if (log_open(w.cfg.log_file, w.cfg.log_level, w.slot) < 0)
 		log_open(NULL, w.cfg.log_level, w.slot);
@@ -260,7 +226,7 @@ int worker_main(int argc, char **argv)
 	/* virtual: only the pages of indexes this worker uses are touched */
 	w.by_reg = calloc((size_t)w.reg->capacity, sizeof *w.by_reg);
 	tb_init(&w.handshakes, w.cfg.handshakes_per_second, w.cfg.handshakes_per_second, 0);
-	if (drop_privileges(w.cfg.user) < 0)
+	if (child_drop_privileges(w.cfg.user) < 0)
 		return 1;
 	uv_loop_init(&w.loop);
 	w.loop.data = &w;
