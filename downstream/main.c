@@ -146,6 +146,8 @@ static int bus_open(downstream *d)
 	    (rv = nng_socket_set_ms(d->sub, NNG_OPT_RECONNMAXT, 1000)) ||
 	    (rv = nng_pipe_notify(d->sub, NNG_PIPE_EV_ADD_POST, on_pipe_added, &d->sub_pipes)) ||
 	    (rv = nng_pipe_notify(d->sub, NNG_PIPE_EV_REM_POST, on_pipe_removed, &d->sub_pipes)) ||
+	    (rv = nng_socket_set(d->sub, NNG_OPT_SUB_SUBSCRIBE, BUS_BATCH_TOPIC,
+	                         sizeof BUS_BATCH_TOPIC)) ||  /* workers' frames come batched */
 	    (rv = nng_socket_get_int(d->sub, NNG_OPT_RECVFD, &d->sub_fd))) {
 		log_error("bus", "cannot open the bus subscriber: %s", nng_strerror(rv));
 		return -1;
@@ -224,11 +226,33 @@ static void bus_update(downstream *d)
 	}
 }
 
+static void dispatch(downstream *d, nng_msg *msg);
+
+/* Workers batch their frames (proto/bus.h): each record becomes a message
+ * of its own here, as recordings, forwards and the tap expect. */
+static void dispatch_batch(downstream *d, const bus_msg *batch)
+{
+	const uint8_t *inner;
+	size_t off = 0, n;
+	while (bus_batch_next(batch, &off, &inner, &n) == 0) {
+		nng_msg *one;
+		if (inner[0] == BUS_BATCH_TOPIC[0] || nng_msg_alloc(&one, n) != 0)
+			continue;
+		memcpy(nng_msg_body(one), inner, n);
+		dispatch(d, one);
+	}
+}
+
 static void dispatch(downstream *d, nng_msg *msg)
 {
 	bus_msg m;
 	const uint8_t *body = nng_msg_body(msg);
 	size_t len = nng_msg_len(msg);
+	if (bus_decode(body, len, &m) == 0 && m.type == BUS_BATCH) {
+		dispatch_batch(d, &m);
+		nng_msg_free(msg);
+		return;
+	}
 	if (bus_decode(body, len, &m) < 0 || (m.type != BUS_FRAME && m.type != BUS_MEMBER) ||
 	    (unsigned char)m.room[0] < 0x20) {
 		nng_msg_free(msg);   /* worker topics and operator messages */

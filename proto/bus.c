@@ -46,11 +46,26 @@ int bus_decode(const uint8_t *p, size_t len, bus_msg *m)
 	m->payload_len = len - rlen - BUS_HEADER_LEN;
 	if (m->type == BUS_MEMBER && (m->event < BUS_JOINED || m->event > BUS_UNMUTED))
 		return -1;
-	return m->type >= BUS_FRAME && m->type <= BUS_ADMIN ? 0 : -1;
+	return m->type >= BUS_FRAME && m->type <= BUS_BATCH ? 0 : -1;
 }
 
 const char *bus_event_name(uint8_t event)
 {
 	static const char *const names[] = { "?", "joined", "left", "muted", "unmuted" };
 	return event <= BUS_UNMUTED ? names[event] : "?";
+}
+
+int bus_batch_next(const bus_msg *batch, size_t *off, const uint8_t **inner, size_t *inner_len)
+{
+	if (*off == batch->payload_len)
+		return 1;
+	if (batch->payload_len - *off < 2)
+		return -1;
+	size_t n = get16(batch->payload + *off);
+	if (n == 0 || batch->payload_len - *off - 2 < n)
+		return -1;
+	*inner = batch->payload + *off + 2;
+	*inner_len = n;
+	*off += 2 + n;
+	return 0;
 }

@@ -154,6 +154,14 @@ static void bus_dispatch(worker *w, const uint8_t *p, size_t len)
 		admin_on_bus(w, m.room, &m);
 		return;
 	}
+	if (m.type == BUS_BATCH) {
+		const uint8_t *inner;
+		size_t off = 0, n;
+		while (bus_batch_next(&m, &off, &inner, &n) == 0)
+			if (n > 0 && inner[0] != BUS_BATCH_TOPIC[0])  /* no batches in batches */
+				bus_dispatch(w, inner, n);
+		return;
+	}
 	local_room *r = room_find(w, m.room);
 	if (!r)
 		return;  /* a message that raced our unsubscribe */
@@ -205,6 +213,9 @@ static void on_bus_wakeup(uv_async_t *h)
 	uv_async_send(&w->bus_async);  /* more than a batch waiting: come back after other work */
 }
 
+static void bus_flush(worker *w);
+static void on_loop_turn(uv_check_t *h);
+
 static int bus_open_sockets(worker *w)
 {
 	char url[CFG_PATH_MAX + 32];
@@ -237,6 +248,9 @@ int bus_start(worker *w)
 	bus_worker_topic(w->shm_index, topic, sizeof topic);
 	nng_socket_set(w->bus_sub, NNG_OPT_SUB_SUBSCRIBE, topic, strlen(topic) + 1);
 	nng_socket_set(w->bus_sub, NNG_OPT_SUB_SUBSCRIBE, BUS_ALL_TOPIC, sizeof BUS_ALL_TOPIC);
+	nng_socket_set(w->bus_sub, NNG_OPT_SUB_SUBSCRIBE, BUS_BATCH_TOPIC, sizeof BUS_BATCH_TOPIC);
+	uv_check_init(&w->loop, &w->bus_turn);
+	uv_check_start(&w->bus_turn, on_loop_turn);
 	uv_async_init(&w->loop, &w->bus_async, on_bus_wakeup);
 	nng_recv_aio(w->bus_sub, w->bus_aio);
 	uv_timer_init(&w->loop, &w->bus_discover);
@@ -246,6 +260,8 @@ int bus_start(worker *w)
 
 void bus_stop(worker *w)
 {
+	bus_flush(w);
+	uv_close((uv_handle_t *)&w->bus_turn, NULL);
 	nng_aio_stop(w->bus_aio);  /* waits for a running callback */
 	uv_close((uv_handle_t *)&w->bus_async, NULL);
 	uv_close((uv_handle_t *)&w->bus_discover, NULL);
@@ -273,12 +289,49 @@ void bus_unsubscribe(worker *w, const char *room)
 	nng_socket_set(w->bus_sub, NNG_OPT_SUB_UNSUBSCRIBE, topic, len);
 }
 
+static void bus_send_encoded(worker *w, size_t n)
+{
+	if (n && nng_send(w->bus_pub, w->bus_buf, n, NNG_FLAG_NONBLOCK) == 0)
+		atomic_fetch_add_explicit(&w->me->c.bus_out_total, 1, memory_order_relaxed);
+}
+
+/* Sends the frames gathered during this turn of the loop as one message. */
+static void bus_flush(worker *w)
+{
+	if (!w->batch_len)
+		return;
+	bus_msg m = { .type = BUS_BATCH, .origin = (uint16_t)w->shm_index, .payload = w->batch,
+	              .payload_len = w->batch_len };
+	bus_send_encoded(w, bus_encode(w->bus_buf, sizeof w->bus_buf, BUS_BATCH_TOPIC, &m));
+	w->batch_len = 0;
+}
+
+static void on_loop_turn(uv_check_t *h)
+{
+	bus_flush(h->loop->data);
+}
+
+/* A frame joins the batch (flushed at the end of this loop turn, or now if
+ * it is full); anything else goes at once, after the frames before it. */
 void bus_publish(worker *w, const char *room, uint8_t type, uint8_t event, uint32_t ssrc,
                  int64_t recv_us, const void *payload, size_t len)
 {
 	bus_msg m = { .type = type, .event = event, .origin = (uint16_t)w->shm_index,
 	              .ssrc = ssrc, .recv_us = recv_us, .payload = payload, .payload_len = len };
-	size_t n = bus_encode(w->bus_buf, sizeof w->bus_buf, room, &m);
-	if (n && nng_send(w->bus_pub, w->bus_buf, n, NNG_FLAG_NONBLOCK) == 0)
-		atomic_fetch_add_explicit(&w->me->c.bus_out_total, 1, memory_order_relaxed);
+	if (type != BUS_FRAME) {
+		bus_flush(w);
+		bus_send_encoded(w, bus_encode(w->bus_buf, sizeof w->bus_buf, room, &m));
+		return;
+	}
+	for (int tries = 0; tries < 2; tries++) {
+		size_t room_ = sizeof w->batch - w->batch_len;
+		size_t n = room_ > 2 ? bus_encode(w->batch + w->batch_len + 2, room_ - 2, room, &m) : 0;
+		if (n) {
+			w->batch[w->batch_len] = (uint8_t)(n >> 8);
+			w->batch[w->batch_len + 1] = (uint8_t)n;
+			w->batch_len += 2 + n;
+			return;
+		}
+		bus_flush(w);  /* full: send what is there, then try once more */
+	}
 }

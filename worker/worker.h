@@ -122,6 +122,9 @@ typedef struct worker {
 	uv_timer_t ready_check;
 	int64_t started_ms;
 	uint8_t bus_buf[64 * 1024];
+	uint8_t batch[60 * 1024];        /* frames of this loop turn, see proto/bus.h */
+	size_t batch_len;
+	uv_check_t bus_turn;             /* flushes the batch once per loop turn */
 } worker;
 
 /* Entry point of "audiogwd --worker ..." (started by the supervisor only). */

@@ -165,7 +165,7 @@ START_TEST(test_decode_rejects)
 	ck_assert_int_eq(bus_decode(buf, 4 + BUS_HEADER_LEN, &d), 0);   /* empty payload */
 	ck_assert_uint_eq(d.payload_len, 0);
 	/* unknown types */
-	static const uint8_t bad_types[] = { 0, 5, 6, 0x7f, 0x80, 0xff };
+	static const uint8_t bad_types[] = { 0, 6, 7, 0x7f, 0x80, 0xff };
 	for (size_t i = 0; i < sizeof bad_types; i++) {
 		uint8_t c[128];
 		memcpy(c, buf, n);
