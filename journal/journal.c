@@ -1,16 +1,22 @@
-/* journal.c: the audit journal process (see journal.h). Owns the PULL
- * socket, the batch of received events not yet written, and the loop:
- *   receive (poll on NNG's receive fd, then take what is there)
- *   -> write the batch in one transaction when it holds JOURNAL_BATCH_MAX
- *      events or its oldest is JOURNAL_BATCH_MS old (so an event is on disk
- *      within a second of its emit, counting the producer's linger)
- *   -> while the batch is not due: one retention chunk, when a pass runs.
- * Few large transactions matter: each one rewrites every index page it
- * touches, and (user_id, ts_us) and (room, ts_us) take rows at random
- * places; 500 ms batches sustain ~20% more rows/s than 200 ms ones here.
- * A write that fails (disk full, database locked) keeps the batch and is
- * retried; meanwhile receiving stops, so the producers' backlogs take the
- * pressure and count what they cannot keep. Single-threaded. */
+/* journal.c: the audit journal process (see journal.h). Owns the REP
+ * socket, the request in hand, and the loop:
+ *   receive one request (a producer's batch; waiting up to JOURNAL_RECV_MS,
+ *   the period of the housekeeping)
+ *   -> write its events in one transaction, with the producer's last seq,
+ *      unless that batch is in already (jstore_write_once)
+ *   -> reply: the producer frees the batch and sends its next one
+ *   -> a retention chunk when a pass runs (between requests, see prune_tick).
+ * One transaction per request: a REP socket takes the next request only
+ * after the reply to this one, and producers put up to AUDIT_BATCH_EVENTS in
+ * one (more the slower we are: they fill the next batch while they wait).
+ * Nothing is acknowledged before it is committed, so a journal killed at
+ * any moment loses nothing: its producers send the batch again to the next
+ * journal. A write that fails (disk full, database locked) keeps the
+ * request and is retried without replying; meanwhile nothing else is
+ * received, the producers' backlogs take the pressure (and count what they
+ * cannot keep) and their REQ sockets resend their batch every
+ * AUDIT_RESEND_MS: duplicates, answered from audit_producers once the write
+ * succeeds. Single-threaded. */
 #include "journal/journal.h"
 #include "common/audit.h"
 #include "common/clock.h"
@@ -21,7 +27,7 @@
 
 #include <errno.h>
 #include <nng/nng.h>
-#include <nng/protocol/pipeline0/pull.h>
+#include <nng/protocol/reqrep0/rep.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,16 +36,13 @@
 #include <unistd.h>
 
 #define JOURNAL_LOG_ID -2              /* the "worker" of its log lines */
-#define JOURNAL_BATCH_MAX 16384
-#define JOURNAL_BATCH_MS 500
-#define JOURNAL_POLL_MS 50
-#define JOURNAL_RECVBUF 8192
+#define JOURNAL_RECV_MS 200            /* a receive waits no longer: signals, retention */
 #define JOURNAL_MSG_MAX (4 << 20)      /* a batch of AUDIT_BATCH_BYTES + its last event */
 #define JOURNAL_RETRY_MS 100
 #define JOURNAL_PRUNE_EVERY_MS 60000
-#define JOURNAL_PRUNE_CHUNK 2000      /* ~80 ms of deleting here: a due batch waits no longer */
-#define JOURNAL_DRAIN_QUIET_MS 200
-#define JOURNAL_DRAIN_MAX_MS 10000     /* producers that never stop do not hold us forever */
+#define JOURNAL_PRUNE_CHUNK 2000       /* ~80 ms of deleting here */
+#define JOURNAL_PRUNE_GAP_MS 200       /* under load, a chunk at most this often */
+#define JOURNAL_PRODUCER_TTL_US (86400LL * 1000000)  /* producers not seen for a day: forgotten */
 #define JOURNAL_FINAL_TRIES 30         /* x JOURNAL_RETRY_MS for the last write */
 
 typedef struct journal {
@@ -48,19 +51,17 @@ typedef struct journal {
 	jstore *st;
 	nng_socket sock;
 	int sock_open;
-	int recv_fd;
-	/* the batch: the messages and the records in them (a message may
-	 * overshoot JOURNAL_BATCH_MAX by up to AUDIT_BATCH_EVENTS records) */
-	nng_msg *msgs[JOURNAL_BATCH_MAX];
-	int n_msgs;
-	audit_record recs[JOURNAL_BATCH_MAX + AUDIT_BATCH_EVENTS];
+	/* the request in hand: its message, batch header and records */
+	nng_msg *req;                      /* NULL: none */
+	int batch;                         /* it has a batch header (else answered, not written) */
+	uint64_t producer, seq;
+	audit_record recs[AUDIT_BATCH_EVENTS];
 	int n;
-	int64_t batch_ms;                  /* when the batch's oldest event arrived */
 	int64_t retry_ms;                  /* a failed write waits until then */
 	int failing;
 	int pruning;
-	int64_t prune_ms, prune_cutoff_us, pruned;
-	uint64_t received, written, bad;
+	int64_t prune_ms, prune_cutoff_us, pruned, prune_last_ms;
+	uint64_t received, written, duplicates, bad;
 } journal;
 
 static volatile sig_atomic_t stop_signal, reopen_log;
@@ -120,15 +121,14 @@ static int open_socket(journal *j, char *err, size_t errlen)
 	int rv;
 	if (strncmp(j->url, "ipc://", 6) == 0)
 		unlink(j->url + 6);  /* left by a journal that died */
-	if ((rv = nng_pull0_open(&j->sock)) != 0) {
-		snprintf(err, errlen, "cannot open a pull socket: %s", nng_strerror(rv));
+	if ((rv = nng_rep0_open(&j->sock)) != 0) {
+		snprintf(err, errlen, "cannot open a rep socket: %s", nng_strerror(rv));
 		return -1;
 	}
 	j->sock_open = 1;
-	if ((rv = nng_socket_set_int(j->sock, NNG_OPT_RECVBUF, JOURNAL_RECVBUF)) ||
-	    (rv = nng_socket_set_size(j->sock, NNG_OPT_RECVMAXSZ, JOURNAL_MSG_MAX)) ||
-	    (rv = ipc_listen_shared(j->sock, j->url)) ||
-	    (rv = nng_socket_get_int(j->sock, NNG_OPT_RECVFD, &j->recv_fd))) {
+	if ((rv = nng_socket_set_size(j->sock, NNG_OPT_RECVMAXSZ, JOURNAL_MSG_MAX)) ||
+	    (rv = nng_socket_set_ms(j->sock, NNG_OPT_RECVTIMEO, JOURNAL_RECV_MS)) ||
+	    (rv = ipc_listen_shared(j->sock, j->url))) {
 		snprintf(err, errlen, "cannot listen at %s: %s", j->url, nng_strerror(rv));
 		return -1;
 	}
@@ -145,57 +145,65 @@ static void bad_message(journal *j, nng_msg *m, int taken)
 		         (unsigned long long)j->bad);
 }
 
-/* Adds a message's records to the batch (the batch keeps the message). */
-static void batch_take(journal *j, nng_msg *m)
+/* Makes m the request in hand: its header and records (pointing into it). */
+static void request_take(journal *j, nng_msg *m)
 {
-	size_t off = 0;
-	int taken = 0, rc = 0;
-	if (j->n == 0)
-		j->batch_ms = clock_mono_ms();
-	while (taken < AUDIT_BATCH_EVENTS &&
-	       (rc = audit_decode_next(nng_msg_body(m), nng_msg_len(m), &off, &j->recs[j->n])) > 0) {
-		j->n++;
-		taken++;
-	}
-	if (taken == AUDIT_BATCH_EVENTS && off < nng_msg_len(m))
-		rc = -1;  /* more than a producer ever sends */
-	if (rc < 0)
-		bad_message(j, m, taken);
-	j->received += (uint64_t)taken;
-	if (taken == 0) {
-		nng_msg_free(m);  /* a fence, or nothing usable */
+	const void *body = nng_msg_body(m);
+	size_t len = nng_msg_len(m), off = 0;
+	int rc = 0;
+	j->req = m;
+	j->n = 0;
+	j->batch = audit_decode_batch(body, len, &j->producer, &j->seq, &off) == 0;
+	if (!j->batch) {  /* not from audit_open(): answered, so that it is not resent */
+		bad_message(j, m, 0);
 		return;
 	}
-	j->msgs[j->n_msgs++] = m;
+	while (j->n < AUDIT_BATCH_EVENTS &&
+	       (rc = audit_decode_next(body, len, &off, &j->recs[j->n])) > 0)
+		j->n++;
+	if (j->n == AUDIT_BATCH_EVENTS && off < len)
+		rc = -1;  /* more than a producer ever sends */
+	if (rc < 0)
+		bad_message(j, m, j->n);
+	j->received += (uint64_t)j->n;
 }
 
-/* Waits up to wait_ms for traffic, then takes what has arrived while the
- * batch has room. Returns the messages taken (fences included). */
-static int journal_receive(journal *j, int wait_ms)
+/* Takes the next request, waiting up to JOURNAL_RECV_MS (nonblock: not at
+ * all). 1 if there is one in hand now. */
+static int journal_receive(journal *j, int nonblock)
 {
-	struct pollfd p = { .fd = j->recv_fd, .events = POLLIN };
-	int got = 0;
-	if (j->n >= JOURNAL_BATCH_MAX) {  /* writes are failing: leave it in the pipes */
-		poll(NULL, 0, wait_ms);
+	nng_msg *m;
+	int rv = nng_recvmsg(j->sock, &m, nonblock ? NNG_FLAG_NONBLOCK : 0);
+	if (rv != 0) {
+		if (rv != NNG_ETIMEDOUT && rv != NNG_EAGAIN && rv != NNG_EINTR)
+			poll(NULL, 0, JOURNAL_RETRY_MS);  /* not expected: do not spin */
 		return 0;
 	}
-	if (poll(&p, 1, wait_ms) <= 0)
-		return 0;
-	while (j->n < JOURNAL_BATCH_MAX) {
-		nng_msg *m;
-		if (nng_recvmsg(j->sock, &m, NNG_FLAG_NONBLOCK) != 0)
-			break;
-		batch_take(j, m);
-		got++;
-	}
-	return got;
+	request_take(j, m);
+	return 1;
 }
 
 /* ---- writing ---- */
 
-static int batch_write(journal *j, int64_t now)
+/* The request in hand is committed (or was already): tells its producer. A
+ * reply that cannot go at once (the peer's pipe busy, or gone) is dropped:
+ * the producer sends the batch again and gets its reply then. */
+static void reply(journal *j)
 {
-	if (jstore_write_batch(j->st, j->recs, j->n) < 0) {
+	nng_msg *m = j->req;
+	j->req = NULL;
+	j->n = 0;
+	nng_msg_clear(m);
+	if (nng_sendmsg(j->sock, m, NNG_FLAG_NONBLOCK) != 0)
+		nng_msg_free(m);
+}
+
+/* Writes the request in hand, once, and replies. 0, or -1 (kept, retried
+ * from j->retry_ms). */
+static int request_write(journal *j, int64_t now)
+{
+	int rc = j->batch ? jstore_write_once(j->st, j->producer, j->seq, j->recs, j->n) : 0;
+	if (rc < 0) {
 		if (!j->failing)
 			log_error("audit_write", "cannot write %d events to %s: %s (retrying every %d ms)",
 			          j->n, jstore_path(j->st), jstore_errmsg(j->st), JOURNAL_RETRY_MS);
@@ -206,22 +214,24 @@ static int batch_write(journal *j, int64_t now)
 	if (j->failing)
 		log_info("audit_write", "writing to %s again", jstore_path(j->st));
 	j->failing = 0;
-	for (int i = 0; i < j->n_msgs; i++)
-		nng_msg_free(j->msgs[i]);
-	j->written += (uint64_t)j->n;
-	j->n = j->n_msgs = 0;
+	if (rc > 0)
+		j->written += (uint64_t)j->n;
+	else if (j->batch)
+		j->duplicates++;
+	reply(j);
 	return 0;
 }
 
-static int batch_due(const journal *j, int64_t now)
+/* The retention pass, started every JOURNAL_PRUNE_EVERY_MS (it also forgets
+ * the producers not seen for a day), deletes JOURNAL_PRUNE_CHUNK rows at a
+ * time, each chunk its own short transaction: back to back while no
+ * request waits, at most every JOURNAL_PRUNE_GAP_MS while requests come
+ * (busy), so that producers do not wait long for their replies. */
+static void prune_tick(journal *j, int busy)
 {
-	return j->n > 0 && now >= j->retry_ms &&
-	       (j->n >= JOURNAL_BATCH_MAX || now - j->batch_ms >= JOURNAL_BATCH_MS);
-}
-
-/* One chunk of the retention pass, started every JOURNAL_PRUNE_EVERY_MS. */
-static void prune_step(journal *j, int64_t now)
-{
+	int64_t now = clock_mono_ms();
+	if (j->failing)
+		return;
 	if (!j->pruning) {
 		if (now < j->prune_ms)
 			return;
@@ -229,8 +239,14 @@ static void prune_step(journal *j, int64_t now)
 		j->pruned = 0;
 		j->prune_cutoff_us = clock_wall_us() - j->cfg.audit_retention_ms * 1000;
 		j->prune_ms = now + JOURNAL_PRUNE_EVERY_MS;
+		if (jstore_forget_producers(j->st, clock_wall_us() - JOURNAL_PRODUCER_TTL_US) < 0)
+			log_error("audit_retention", "cannot forget old producers in %s: %s",
+			          jstore_path(j->st), jstore_errmsg(j->st));
+	} else if (busy && now - j->prune_last_ms < JOURNAL_PRUNE_GAP_MS) {
+		return;
 	}
 	int n = jstore_prune(j->st, j->prune_cutoff_us, JOURNAL_PRUNE_CHUNK);
+	j->prune_last_ms = clock_mono_ms();
 	if (n < 0) {
 		log_error("audit_retention", "cannot delete old rows from %s: %s", jstore_path(j->st),
 		          jstore_errmsg(j->st));
@@ -246,28 +262,6 @@ static void prune_step(journal *j, int64_t now)
 	}
 }
 
-/* Everything but receiving: the batch when due, else a retention chunk
- * (small, its own transaction: it never holds a batch back for long). */
-static void journal_tick(journal *j, int stopping)
-{
-	int64_t now = clock_mono_ms();
-	if (batch_due(j, now))
-		batch_write(j, now);
-	else if (!stopping)
-		prune_step(j, now);
-}
-
-/* How long the next receive may wait: until the batch is due, at most
- * JOURNAL_POLL_MS; not at all while a retention pass has chunks to do. */
-static int receive_wait_ms(const journal *j)
-{
-	if (j->n == 0)
-		return j->pruning ? 0 : JOURNAL_POLL_MS;
-	int64_t due = (j->n >= JOURNAL_BATCH_MAX ? j->retry_ms : j->batch_ms + JOURNAL_BATCH_MS) -
-	              clock_mono_ms();
-	return due <= 0 ? 0 : due > JOURNAL_POLL_MS ? JOURNAL_POLL_MS : (int)due;
-}
-
 static void journal_run(journal *j)
 {
 	while (!stop_signal) {
@@ -275,29 +269,34 @@ static void journal_run(journal *j)
 			reopen_log = 0;
 			log_reopen();
 		}
-		journal_receive(j, receive_wait_ms(j));
-		journal_tick(j, 0);
+		int busy = 0;
+		if (!j->req)
+			busy = journal_receive(j, j->pruning);  /* a pass runs: do not wait */
+		if (j->req) {
+			int64_t now = clock_mono_ms();
+			if (now >= j->retry_ms)
+				request_write(j, now);
+			else  /* failing: wait, receive nothing meanwhile */
+				poll(NULL, 0, (int)(j->retry_ms - now < JOURNAL_RECV_MS ? j->retry_ms - now
+				                                                         : JOURNAL_RECV_MS));
+			busy = 1;
+		}
+		prune_tick(j, busy);
 	}
 }
 
-/* After SIGTERM: take what the producers still send until they fall silent,
- * then write the rest (retrying a failing write for a while). */
-static int journal_drain(journal *j)
+/* After SIGTERM: nothing more is received; the request in hand (a write
+ * that was failing) gets its last tries. */
+static int journal_stop(journal *j)
 {
-	int64_t start = clock_mono_ms(), quiet_ms = 0;
-	log_info("journal_stop", "%s: draining", strsignal(stop_signal));
-	/* silence is counted while waiting for messages only, not while writing */
-	while (quiet_ms < JOURNAL_DRAIN_QUIET_MS && clock_mono_ms() - start < JOURNAL_DRAIN_MAX_MS) {
-		int64_t t = clock_mono_ms();
-		quiet_ms = journal_receive(j, 20) > 0 ? 0 : quiet_ms + clock_mono_ms() - t;
-		journal_tick(j, 1);
-	}
-	for (int i = 0; j->n > 0 && i < JOURNAL_FINAL_TRIES; i++)
-		if (batch_write(j, clock_mono_ms()) < 0)
+	log_info("journal_stop", "%s: stopping", strsignal(stop_signal));
+	for (int i = 0; j->req && i < JOURNAL_FINAL_TRIES; i++)
+		if (request_write(j, clock_mono_ms()) < 0)
 			poll(NULL, 0, JOURNAL_RETRY_MS);
-	if (j->n > 0) {
-		log_error("journal_stop", "%d audit events could not be written to %s: %s", j->n,
-		          jstore_path(j->st), jstore_errmsg(j->st));
+	if (j->req) {
+		log_error("journal_stop", "%d audit events could not be written to %s: %s (their "
+		          "producer keeps them for the next journal)", j->n, jstore_path(j->st),
+		          jstore_errmsg(j->st));
 		return 1;
 	}
 	return 0;
@@ -305,9 +304,10 @@ static int journal_drain(journal *j)
 
 static void journal_close(journal *j)
 {
-	for (int i = 0; i < j->n_msgs; i++)
-		nng_msg_free(j->msgs[i]);
-	j->n = j->n_msgs = 0;
+	if (j->req)
+		nng_msg_free(j->req);
+	j->req = NULL;
+	j->n = 0;
 	if (j->sock_open)
 		nng_close(j->sock);
 	jstore_close(j->st);
@@ -346,9 +346,10 @@ int journal_main(int argc, char **argv)
 	         (int)getpid(), j.cfg.audit_database, j.url,
 	         (long long)(j.cfg.audit_retention_ms / 1000));
 	journal_run(&j);
-	int rc = journal_drain(&j);
-	log_info("journal_exit", "stopped: %llu events written, %llu malformed messages ignored",
-	         (unsigned long long)j.written, (unsigned long long)j.bad);
+	int rc = journal_stop(&j);
+	log_info("journal_exit", "stopped: %llu events written, %llu batches received again "
+	         "(skipped), %llu malformed messages", (unsigned long long)j.written,
+	         (unsigned long long)j.duplicates, (unsigned long long)j.bad);
 	journal_close(&j);
 	return rc;
 }

@@ -2,11 +2,15 @@
  * with fork + exec like a worker:
  *     audiogwd --journal -c CONFIG_FILE --listen URL
  * (URL e.g. ipc://RUN_DIR/audit.ipc, the address every audit_open() dials).
- * It receives events on an NNG PULL socket and writes them to
- * audit.database in batched transactions; it deletes rows older than
- * audit.retention in the background. SIGTERM/SIGINT: it drains what is still
- * arriving (until 200 ms of silence), commits, and exits 0. Exit 1 on a
- * startup error, with the message on stderr and in the log. */
+ * It receives the producers' batches of events as requests on an NNG REP
+ * socket, writes each to audit.database in one transaction (once: a batch
+ * sent again after a lost reply is recognised by its producer and seq) and
+ * replies once it committed; it deletes rows older than audit.retention in
+ * the background. SIGTERM/SIGINT: it stops receiving, commits and answers
+ * the batch in hand, and exits 0 (what producers still hold goes to the
+ * next journal, or was flushed before: the supervisor stops the journal
+ * last). Exit 1 on a startup error, with the message on stderr and in the
+ * log, or when the batch in hand could not be written at exit. */
 #ifndef AGW_JOURNAL_H
 #define AGW_JOURNAL_H
 

@@ -1,8 +1,11 @@
 /* store.c: the audit database, writer side (see store.h). Owns the SQLite
- * connection, the schema (SPEC 6.4 table + indexes, PRAGMA user_version = 1)
- * and the prepared statements the journal writes with. */
+ * connection, the schema (SPEC 6.4 table + indexes, PRAGMA user_version = 1,
+ * and audit_producers: the last batch written of each producer, by which a
+ * batch sent again is not written twice) and the prepared statements the
+ * journal writes with. */
 #include "journal/store.h"
 #include "journal/journal.h"
+#include "common/clock.h"
 
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -26,6 +29,7 @@
 struct jstore {
 	sqlite3 *db;
 	sqlite3_stmt *begin, *commit, *rollback, *insert, *prune;
+	sqlite3_stmt *producer_seq, *producer_set, *producers_forget;
 	char path[1024];
 	char errmsg[512];
 };
@@ -40,6 +44,15 @@ static const char schema_table[] =
 	"  session TEXT, user_id TEXT, room TEXT, ip TEXT,\n"
 	"  reason  TEXT,               -- close or failure reason\n"
 	"  detail  TEXT                -- JSON\n"
+	")";
+
+/* One row per producer (audit_open): its last batch written. Added
+ * without a version change: an audiogwd without it ignores the table. */
+static const char schema_producers[] =
+	"CREATE TABLE IF NOT EXISTS audit_producers (\n"
+	"  producer INTEGER PRIMARY KEY,  -- random id (u64 stored as i64)\n"
+	"  seq      INTEGER NOT NULL,     -- its last batch written\n"
+	"  seen_us  INTEGER NOT NULL      -- when (unix microseconds)\n"
 	")";
 
 static const char schema_indexes[] =
@@ -58,6 +71,11 @@ static const struct column {
 	{ "detail", "TEXT", 0, 0 },
 };
 #define SCHEMA_NCOLUMNS (int)(sizeof schema_columns / sizeof schema_columns[0])
+
+static const struct column producers_columns[] = {
+	{ "producer", "INTEGER", 0, 1 }, { "seq", "INTEGER", 1, 0 }, { "seen_us", "INTEGER", 1, 0 },
+};
+#define PRODUCERS_NCOLUMNS (int)(sizeof producers_columns / sizeof producers_columns[0])
 
 static void set_err(char *err, size_t errlen, const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -117,15 +135,17 @@ static int set_wal(jstore *s, char *err, size_t errlen)
 	return ok ? 0 : -1;
 }
 
-/* The audit table's columns as "name TYPE, ..." for a message, and whether
- * they are exactly the schema's. */
-static int check_columns(jstore *s, char *err, size_t errlen)
+/* A table's columns as "name, ..." for a message, and whether they are
+ * exactly those of want (n of them). */
+static int check_columns(jstore *s, const char *table, const struct column *want, int nwant,
+                         char *err, size_t errlen)
 {
 	sqlite3_stmt *st;
-	char have[300] = "";
+	char sql[64], have[300] = "";
 	size_t used = 0;
 	int n = 0, same = 1;
-	if (sqlite3_prepare_v2(s->db, "PRAGMA table_info(audit)", -1, &st, NULL) != SQLITE_OK) {
+	snprintf(sql, sizeof sql, "PRAGMA table_info(%s)", table);
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
 		db_err(s, err, errlen, "cannot read the schema");
 		return -1;
 	}
@@ -133,7 +153,7 @@ static int check_columns(jstore *s, char *err, size_t errlen)
 		const char *name = (const char *)sqlite3_column_text(st, 1);
 		const char *type = (const char *)sqlite3_column_text(st, 2);
 		int notnull = sqlite3_column_int(st, 3), pk = sqlite3_column_int(st, 5);
-		const struct column *c = n < SCHEMA_NCOLUMNS ? &schema_columns[n] : NULL;
+		const struct column *c = n < nwant ? &want[n] : NULL;
 		same &= c && name && type && strcmp(name, c->name) == 0 &&
 		        strcasecmp(type, c->type) == 0 && notnull == c->notnull && pk == c->pk;
 		if (used < sizeof have)
@@ -142,11 +162,12 @@ static int check_columns(jstore *s, char *err, size_t errlen)
 		n++;
 	}
 	sqlite3_finalize(st);
-	if (same && n == SCHEMA_NCOLUMNS)
+	if (same && n == nwant)
 		return 0;
 	set_err(err, errlen, s->path,
-	        "foreign schema: its audit table has columns (%s), not those of audiogwd's "
-	        "schema version %d: point audit.database at another file", have, JSTORE_SCHEMA_VERSION);
+	        "foreign schema: its %s table has columns (%s), not those of audiogwd's "
+	        "schema version %d: point audit.database at another file", table, have,
+	        JSTORE_SCHEMA_VERSION);
 	return -1;
 }
 
@@ -174,11 +195,13 @@ static int other_tables(jstore *s, char *list, size_t len)
 /* Inside BEGIN IMMEDIATE: decides whether the file is ours, creates what is missing. */
 static int schema_check_or_create(jstore *s, char *err, size_t errlen)
 {
-	int64_t version = 0, has_audit = 0;
+	int64_t version = 0, has_audit = 0, has_producers = 0;
 	char others[200];
 	if (query_int(s->db, "PRAGMA user_version", &version) != SQLITE_OK ||
 	    query_int(s->db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'audit'",
-	              &has_audit) != SQLITE_OK) {
+	              &has_audit) != SQLITE_OK ||
+	    query_int(s->db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
+	              "name = 'audit_producers'", &has_producers) != SQLITE_OK) {
 		db_err(s, err, errlen, "cannot read the schema");
 		return -1;
 	}
@@ -188,7 +211,9 @@ static int schema_check_or_create(jstore *s, char *err, size_t errlen)
 		return -1;
 	}
 	if (has_audit)
-		return check_columns(s, err, errlen);
+		return check_columns(s, "audit", schema_columns, SCHEMA_NCOLUMNS, err, errlen) < 0 ||
+		       (has_producers && check_columns(s, "audit_producers", producers_columns,
+		                                       PRODUCERS_NCOLUMNS, err, errlen) < 0) ? -1 : 0;
 	if (version != 0 || other_tables(s, others, sizeof others) != 0) {
 		set_err(err, errlen, s->path, "foreign schema: not an audiogwd audit database "
 		        "(user_version %lld, no audit table%s%s)", (long long)version,
@@ -214,7 +239,8 @@ static int schema_ensure(jstore *s, char *err, size_t errlen)
 	if (schema_check_or_create(s, err, errlen) < 0)
 		goto err;
 	snprintf(sql, sizeof sql, "PRAGMA user_version = %d", JSTORE_SCHEMA_VERSION);
-	if (sqlite3_exec(s->db, schema_indexes, NULL, NULL, NULL) != SQLITE_OK ||
+	if (sqlite3_exec(s->db, schema_producers, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(s->db, schema_indexes, NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		db_err(s, err, errlen, "cannot write");
@@ -234,11 +260,21 @@ static int prepare_all(jstore *s, char *err, size_t errlen)
 		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 	static const char prune[] =
 		"DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE ts_us < ?1 LIMIT ?2)";
+	static const char producer_seq[] = "SELECT seq FROM audit_producers WHERE producer = ?1";
+	static const char producer_set[] =
+		"INSERT INTO audit_producers (producer, seq, seen_us) VALUES (?1, ?2, ?3) "
+		"ON CONFLICT (producer) DO UPDATE SET seq = excluded.seq, seen_us = excluded.seen_us";
+	static const char producers_forget[] = "DELETE FROM audit_producers WHERE seen_us < ?1";
 	if (sqlite3_prepare_v2(s->db, "BEGIN IMMEDIATE", -1, &s->begin, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(s->db, "COMMIT", -1, &s->commit, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(s->db, "ROLLBACK", -1, &s->rollback, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v3(s->db, insert, -1, SQLITE_PREPARE_PERSISTENT, &s->insert, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v3(s->db, prune, -1, SQLITE_PREPARE_PERSISTENT, &s->prune, NULL) != SQLITE_OK) {
+	    sqlite3_prepare_v3(s->db, prune, -1, SQLITE_PREPARE_PERSISTENT, &s->prune, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v3(s->db, producer_seq, -1, SQLITE_PREPARE_PERSISTENT, &s->producer_seq,
+	                       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v3(s->db, producer_set, -1, SQLITE_PREPARE_PERSISTENT, &s->producer_set,
+	                       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, producers_forget, -1, &s->producers_forget, NULL) != SQLITE_OK) {
 		db_err(s, err, errlen, "cannot prepare statements");
 		return -1;
 	}
@@ -321,28 +357,114 @@ static void keep_errmsg(jstore *s, const char *what)
 	snprintf(s->errmsg, sizeof s->errmsg, "%s: %s", what, sqlite3_errmsg(s->db));
 }
 
-int jstore_write_batch(jstore *s, const audit_record *recs, int n)
+static int begin(jstore *s)
 {
-	if (n <= 0)
-		return 0;
 	if (step_once(s->begin) < 0) {
 		keep_errmsg(s, "begin");
 		return -1;
 	}
+	return 0;
+}
+
+static int insert_all(jstore *s, const audit_record *recs, int n)
+{
 	for (int i = 0; i < n; i++)
 		if (insert_one(s, &recs[i]) < 0) {
 			keep_errmsg(s, "insert");
-			goto err;
+			return -1;
 		}
+	return 0;
+}
+
+static int commit(jstore *s)
+{
 	if (step_once(s->commit) < 0) {
 		keep_errmsg(s, "commit");
-		goto err;
+		return -1;
 	}
 	return 0;
-err:
+}
+
+static void rollback(jstore *s)
+{
 	if (!sqlite3_get_autocommit(s->db))
 		step_once(s->rollback);
+}
+
+int jstore_write_batch(jstore *s, const audit_record *recs, int n)
+{
+	if (n <= 0)
+		return 0;
+	if (begin(s) < 0)
+		return -1;
+	if (insert_all(s, recs, n) < 0 || commit(s) < 0) {
+		rollback(s);
+		return -1;
+	}
+	return 0;
+}
+
+/* Inside a transaction or not: the producer's last seq (0: none), -1. */
+static int64_t producer_seq(jstore *s, uint64_t producer)
+{
+	sqlite3_stmt *st = s->producer_seq;
+	int64_t seq = 0;
+	sqlite3_bind_int64(st, 1, (int64_t)producer);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		seq = sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE)
+		keep_errmsg(s, "select");
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? seq : -1;
+}
+
+int64_t jstore_producer_seq(jstore *s, uint64_t producer)
+{
+	return producer_seq(s, producer);
+}
+
+int jstore_write_once(jstore *s, uint64_t producer, uint64_t seq, const audit_record *recs, int n)
+{
+	if (seq > INT64_MAX) {
+		snprintf(s->errmsg, sizeof s->errmsg, "batch seq %llu out of range",
+		         (unsigned long long)seq);
+		return -1;
+	}
+	if (begin(s) < 0)
+		return -1;
+	int64_t last = producer_seq(s, producer);
+	if (last < 0)
+		goto err;
+	if ((uint64_t)last >= seq) {  /* in already: the producer did not get our reply */
+		rollback(s);
+		return 0;
+	}
+	if (insert_all(s, recs, n) < 0)
+		goto err;
+	sqlite3_bind_int64(s->producer_set, 1, (int64_t)producer);
+	sqlite3_bind_int64(s->producer_set, 2, (int64_t)seq);
+	sqlite3_bind_int64(s->producer_set, 3, clock_wall_us());
+	if (step_once(s->producer_set) < 0) {
+		keep_errmsg(s, "insert");
+		goto err;
+	}
+	if (commit(s) < 0)
+		goto err;
+	return 1;
+err:
+	rollback(s);
 	return -1;
+}
+
+int jstore_forget_producers(jstore *s, int64_t cutoff_us)
+{
+	sqlite3_bind_int64(s->producers_forget, 1, cutoff_us);
+	if (step_once(s->producers_forget) < 0) {
+		keep_errmsg(s, "delete");
+		return -1;
+	}
+	return sqlite3_changes(s->db);
 }
 
 int jstore_prune(jstore *s, int64_t cutoff_us, int chunk)
@@ -378,6 +500,9 @@ void jstore_close(jstore *s)
 	sqlite3_finalize(s->rollback);
 	sqlite3_finalize(s->insert);
 	sqlite3_finalize(s->prune);
+	sqlite3_finalize(s->producer_seq);
+	sqlite3_finalize(s->producer_set);
+	sqlite3_finalize(s->producers_forget);
 	sqlite3_close(s->db);
 	free(s);
 }

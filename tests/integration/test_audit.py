@@ -449,9 +449,6 @@ class AuthFailures(AuditCase):
 # ---------------------------------------------------------------- the journal process
 
 class JournalRestart(AuditCase):
-    @unittest.skipUnless(os.environ.get("AUDIOGWD_JOURNAL_ACKS"),
-                         "known gap: a killed journal loses the batch it had not committed "
-                         "(end-to-end acknowledgement not built yet)")
     def test_journal_killed_under_load_loses_nothing(self):
         with Daemon(workers=2, server_extra=NO_RESUME, drain_extra=FAST_DRAIN) as d:
             total, pace = 300, 0.01

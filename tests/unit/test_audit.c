@@ -1,7 +1,9 @@
 /* test_audit.c: unit tests for the audit journal's parts that run without
  * the journal process: the wire codec (common/audit.c), the writer's store
- * and schema checks (journal/store.c), the read side (common/audit_query.c),
- * and the producer's backlog against a PULL socket the test opens itself. */
+ * and schema checks (journal/store.c), including the exactly-once write of
+ * a producer's batch, the read side (common/audit_query.c), and the
+ * producer's backlog and acknowledgements against REP sockets the test
+ * opens itself (a journal that commits and replies, or dies first). */
 #include "common/audit.h"
 #include "common/audit_query.h"
 #include "common/clock.h"
@@ -10,7 +12,9 @@
 
 #include <check.h>
 #include <nng/nng.h>
-#include <nng/protocol/pipeline0/pull.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,8 +185,8 @@ START_TEST(test_codec_rejects)
 	ck_assert_int_eq(audit_decode(buf, n + 1, &r), -1);  /* trailing byte */
 	buf[0] = 'Z';
 	ck_assert_int_eq(audit_decode(buf, n, &r), -1);
-	uint8_t fence = AUDIT_KIND_FENCE;
-	ck_assert_int_eq(audit_decode(&fence, 1, &r), AUDIT_KIND_FENCE);
+	buf[0] = AUDIT_KIND_BATCH;  /* a batch header is no record */
+	ck_assert_int_eq(audit_decode(buf, n, &r), -1);
 	/* an event name of length 0 is not an event */
 	n = audit_encode(&e, buf, sizeof buf);
 	uint8_t bad[256];
@@ -433,6 +437,65 @@ START_TEST(test_prune)
 }
 END_TEST
 
+/* A producer's batch is written once: the same (producer, seq) again (a
+ * journal died between its commit and its reply, the producer sent the
+ * batch to the next one) or an older seq is answered, not stored. */
+START_TEST(test_store_write_once)
+{
+	char err[512] = "";
+	static batch b;
+	const uint64_t p1 = 0x8000000000000001ULL, p2 = 7;  /* p1: beyond INT64_MAX as i64 */
+	jstore *s = jstore_open(db, err, sizeof err);
+	ck_assert_msg(s != NULL, "%s", err);
+	b.n = 0;
+	for (int i = 0; i < 5; i++) {
+		audit_event e = { .event = "join", .worker = 1, .room = "r", .ts_us = 1000 + i };
+		batch_add(&b, &e);
+	}
+	ck_assert_int_eq(jstore_producer_seq(s, p1), 0);
+	ck_assert_int_eq(jstore_write_once(s, p1, 1, b.recs, b.n), 1);
+	ck_assert_int_eq(jstore_producer_seq(s, p1), 1);
+	ck_assert_int_eq(jstore_write_once(s, p1, 1, b.recs, b.n), 0);  /* replayed */
+	ck_assert_int_eq(query_int(db, "SELECT count(*) FROM audit"), 5);
+	ck_assert_int_eq(jstore_write_once(s, p1, 2, b.recs, 3), 1);
+	ck_assert_int_eq(jstore_write_once(s, p1, 1, b.recs, b.n), 0);  /* older */
+	ck_assert_int_eq(jstore_write_once(s, p1, 2, b.recs, 3), 0);
+	ck_assert_int_eq(query_int(db, "SELECT count(*) FROM audit"), 8);
+	ck_assert_int_eq(jstore_write_once(s, p2, 1, b.recs, 2), 1);    /* another producer */
+	ck_assert_int_eq(jstore_write_once(s, p1, 5, b.recs, 1), 1);    /* gaps are fine */
+	ck_assert_int_eq(jstore_write_once(s, p2, 2, b.recs, 0), 1);    /* no events */
+	ck_assert_int_eq(jstore_producer_seq(s, p2), 2);
+	ck_assert_int_eq(query_int(db, "SELECT count(*) FROM audit"), 11);
+	ck_assert_int_eq(query_int(db, "SELECT count(*) FROM audit_producers"), 2);
+	ck_assert_int_eq(query_int(db, "SELECT seq FROM audit_producers WHERE producer = -9223372036854775807"), 5);
+	int64_t age = clock_wall_us() - query_int(db, "SELECT min(seen_us) FROM audit_producers");
+	ck_assert_int_ge(age, 0);
+	ck_assert_int_lt(age, 60000000);
+
+	/* a write failing halfway stores neither the events nor the seq */
+	exec_sql(db, "CREATE TRIGGER boom BEFORE INSERT ON audit WHEN NEW.event = 'boom' "
+	             "BEGIN SELECT RAISE(ABORT, 'boom'); END");
+	audit_event boom = { .event = "boom" };
+	batch_add(&b, &boom);
+	ck_assert_int_eq(jstore_write_once(s, p2, 3, b.recs, b.n), -1);
+	ck_assert_ptr_nonnull(strstr(jstore_errmsg(s), "boom"));
+	ck_assert_int_eq(jstore_producer_seq(s, p2), 2);
+	ck_assert_int_eq(query_int(db, "SELECT count(*) FROM audit"), 11);
+	exec_sql(db, "DROP TRIGGER boom");
+	ck_assert_int_eq(jstore_write_once(s, p2, 3, b.recs, b.n), 1);  /* the retry */
+	ck_assert_int_eq(jstore_producer_seq(s, p2), 3);
+	ck_assert_int_eq(query_int(db, "SELECT count(*) FROM audit"), 17);
+
+	/* producers not seen for a while are forgotten */
+	exec_sql(db, "UPDATE audit_producers SET seen_us = 1000 WHERE producer = 7");
+	ck_assert_int_eq(jstore_forget_producers(s, clock_wall_us() - 86400000000LL), 1);
+	ck_assert_int_eq(jstore_producer_seq(s, p2), 0);
+	ck_assert_int_eq(jstore_producer_seq(s, p1), 5);
+	jstore_close(s);
+	ck_assert_int_eq(query_int(db, "SELECT count(*) FROM audit_producers"), 1);
+}
+END_TEST
+
 /* ---- schema checks ---- */
 
 static void refused(const char *path, const char *want)
@@ -489,6 +552,7 @@ START_TEST(test_schema_adopts_spec_table)
 	             "ip TEXT, reason TEXT, detail TEXT)");
 	ck_assert_msg(journal_check_database(db, err, sizeof err) == 0, "%s", err);
 	ck_assert_int_eq(query_int(db, "PRAGMA user_version"), 1);
+	ck_assert_int_eq(query_int(db, "SELECT count(*) FROM audit_producers"), 0);  /* added */
 	sqlite3 *h;
 	sqlite3_stmt *st;
 	ck_assert_int_eq(sqlite3_open(db, &h), SQLITE_OK);
@@ -497,6 +561,25 @@ START_TEST(test_schema_adopts_spec_table)
 	ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
 	sqlite3_finalize(st);
 	sqlite3_close(h);
+}
+END_TEST
+
+/* A database of this version before audit_producers existed gets it; one
+ * whose audit_producers is not ours is refused. */
+START_TEST(test_schema_producers_table)
+{
+	char err[512] = "";
+	exec_sql(db, "CREATE TABLE audit (id INTEGER PRIMARY KEY, ts_us INTEGER NOT NULL, "
+	             "event TEXT NOT NULL, worker INTEGER, session TEXT, user_id TEXT, room TEXT, "
+	             "ip TEXT, reason TEXT, detail TEXT); PRAGMA user_version = 1;"
+	             "INSERT INTO audit (ts_us, event) VALUES (1, 'connect')");
+	ck_assert_msg(journal_check_database(db, err, sizeof err) == 0, "%s", err);
+	ck_assert_int_eq(query_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'audit_producers'"), 1);
+	ck_assert_msg(journal_check_database(db, err, sizeof err) == 0, "%s", err);  /* again */
+	ck_assert_int_eq(query_int(db, "SELECT count(*) FROM audit"), 1);
+	exec_sql(db, "DROP TABLE audit_producers; CREATE TABLE audit_producers (producer TEXT, n INTEGER)");
+	refused(db, "foreign schema");
+	refused(db, "audit_producers table has columns (producer, n)");
 }
 END_TEST
 
@@ -533,54 +616,221 @@ START_TEST(test_schema_unwritable)
 }
 END_TEST
 
-/* ---- producer ---- */
+/* ---- producer, against a journal of the test's own ---- */
 
-/* The journal's side, as the journal reads it: messages of records. */
-typedef struct reader {
-	nng_socket s;
-	nng_msg *m;
-	size_t off;
-	int messages, fences;
-} reader;
+/* The test's "database": copies of the requests committed, and each
+ * producer's last seq (audit_producers). The test journals (tj) that come
+ * and go share it, as journal processes share the file. */
+#define TDB_PRODUCERS 8
+typedef struct tdb {
+	pthread_mutex_t mu;
+	pthread_cond_t grew;
+	nng_msg **batches;
+	int n_batches, cap;
+	int events;                     /* in the committed batches */
+	struct { uint64_t id, seq; } producers[TDB_PRODUCERS];
+	int n_producers;
+	int duplicates;                 /* requests answered without committing */
+	int gaps;                       /* committed seqs that were not the last + 1 */
+	int bad;                        /* malformed requests */
+	int rd_batch;                   /* the reader's cursor over the events */
+	size_t rd_off;
+} tdb;
 
-static void reader_listen(reader *rd, const char *url)
+static void tdb_init(tdb *d)
 {
-	memset(rd, 0, sizeof *rd);
-	ck_assert_int_eq(nng_pull0_open(&rd->s), 0);
-	ck_assert_int_eq(nng_socket_set_ms(rd->s, NNG_OPT_RECVTIMEO, 2000), 0);
-	ck_assert_int_eq(nng_listen(rd->s, url, NULL, 0), 0);
+	pthread_condattr_t ca;
+	memset(d, 0, sizeof *d);
+	pthread_mutex_init(&d->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&d->grew, &ca);
+	pthread_condattr_destroy(&ca);
 }
 
-static void reader_close(reader *rd)
+static void tdb_free(tdb *d)
 {
-	if (rd->m)
-		nng_msg_free(rd->m);
-	rd->m = NULL;
-	nng_close(rd->s);
+	for (int i = 0; i < d->n_batches; i++)
+		nng_msg_free(d->batches[i]);
+	free(d->batches);
+	pthread_cond_destroy(&d->grew);
+	pthread_mutex_destroy(&d->mu);
 }
 
-/* The next event (fences skipped); 0 when none came in time. r points into
- * rd's current message. */
-static int next_event(reader *rd, audit_record *r)
+/* What the journal does with a request: 1 committed, 0 in already, -1
+ * malformed. */
+static int tdb_commit(tdb *d, nng_msg *m)
 {
-	for (;;) {
-		if (rd->m) {
-			int rc = audit_decode_next(nng_msg_body(rd->m), nng_msg_len(rd->m), &rd->off, r);
-			ck_assert_int_ne(rc, -1);
-			if (rc == AUDIT_KIND_EVENT)
-				return 1;
-			nng_msg_free(rd->m);
-			rd->m = NULL;
+	const void *body = nng_msg_body(m);
+	size_t len = nng_msg_len(m), off;
+	uint64_t id, seq;
+	audit_record r;
+	int n = 0, rc, i, ret = 1;
+	if (audit_decode_batch(body, len, &id, &seq, &off) < 0)
+		return -1;
+	while ((rc = audit_decode_next(body, len, &off, &r)) > 0)
+		n++;
+	if (rc < 0 || n == 0 || n > AUDIT_BATCH_EVENTS)
+		return -1;
+	pthread_mutex_lock(&d->mu);
+	for (i = 0; i < d->n_producers && d->producers[i].id != id; i++)
+		;
+	if (i == d->n_producers) {
+		if (i == TDB_PRODUCERS) {
+			ret = -1;
+			goto out;
 		}
-		if (nng_recvmsg(rd->s, &rd->m, 0) != 0) {
-			rd->m = NULL;
-			return 0;
-		}
-		rd->off = 0;
-		rd->messages++;
-		if (nng_msg_len(rd->m) == 1 && *(uint8_t *)nng_msg_body(rd->m) == AUDIT_KIND_FENCE)
-			rd->fences++;
+		d->producers[d->n_producers++].id = id;
 	}
+	if (seq <= d->producers[i].seq) {
+		d->duplicates++;
+		ret = 0;
+		goto out;
+	}
+	d->gaps += seq != d->producers[i].seq + 1;
+	d->producers[i].seq = seq;
+	if (d->n_batches == d->cap) {
+		d->cap = d->cap ? 2 * d->cap : 64;
+		d->batches = realloc(d->batches, (size_t)d->cap * sizeof *d->batches);
+	}
+	if (!d->batches || nng_msg_dup(&d->batches[d->n_batches], m) != 0) {
+		ret = -1;
+		goto out;
+	}
+	d->n_batches++;
+	d->events += n;
+	pthread_cond_broadcast(&d->grew);
+out:
+	pthread_mutex_unlock(&d->mu);
+	return ret;
+}
+
+static struct timespec deadline_in(int ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	return ts;
+}
+
+/* The next committed event, waiting up to wait_ms; 0 if none came. r
+ * points into the tdb's copy. */
+static int next_event(tdb *d, audit_record *r, int wait_ms)
+{
+	struct timespec deadline = deadline_in(wait_ms);
+	int got = 0;
+	pthread_mutex_lock(&d->mu);
+	for (;;) {
+		if (d->rd_batch < d->n_batches) {
+			nng_msg *m = d->batches[d->rd_batch];
+			uint64_t id, seq;
+			if (d->rd_off == 0)
+				ck_assert_int_eq(audit_decode_batch(nng_msg_body(m), nng_msg_len(m), &id, &seq,
+				                                    &d->rd_off), 0);
+			int rc = audit_decode_next(nng_msg_body(m), nng_msg_len(m), &d->rd_off, r);
+			ck_assert_int_ne(rc, -1);
+			if (rc == AUDIT_KIND_EVENT) {
+				got = 1;
+				break;
+			}
+			d->rd_batch++;
+			d->rd_off = 0;
+			continue;
+		}
+		if (pthread_cond_timedwait(&d->grew, &d->mu, &deadline) != 0)
+			break;
+	}
+	pthread_mutex_unlock(&d->mu);
+	return got;
+}
+
+/* Waits up to 5 s until n events are committed. */
+static void wait_committed(tdb *d, int n)
+{
+	struct timespec deadline = deadline_in(5000);
+	pthread_mutex_lock(&d->mu);
+	while (d->events < n && pthread_cond_timedwait(&d->grew, &d->mu, &deadline) == 0)
+		;
+	int got = d->events;
+	pthread_mutex_unlock(&d->mu);
+	ck_assert_int_eq(got, n);
+}
+
+static int tdb_get(tdb *d, const int *field)
+{
+	pthread_mutex_lock(&d->mu);
+	int v = *field;
+	pthread_mutex_unlock(&d->mu);
+	return v;
+}
+
+/* A journal: a REP socket and a thread that commits each request into the
+ * tdb and replies (TJ_ACK), receives and forgets it (TJ_HOLD: killed
+ * before its commit, or stuck), or commits it without replying
+ * (TJ_NO_REPLY: killed between its commit and its reply). */
+enum { TJ_ACK, TJ_HOLD, TJ_NO_REPLY };
+
+typedef struct tj {
+	nng_socket s;
+	pthread_t th;
+	tdb *db;
+	const char *url;
+	_Atomic int mode, stop, requests;
+} tj;
+
+static void *tj_run(void *arg)
+{
+	tj *j = arg;
+	while (!atomic_load(&j->stop)) {
+		nng_msg *m;
+		if (nng_recvmsg(j->s, &m, 0) != 0)
+			continue;
+		atomic_fetch_add(&j->requests, 1);
+		int mode = atomic_load(&j->mode);
+		if (mode != TJ_HOLD && tdb_commit(j->db, m) < 0) {
+			pthread_mutex_lock(&j->db->mu);
+			j->db->bad++;
+			pthread_mutex_unlock(&j->db->mu);
+		}
+		nng_msg_clear(m);
+		if (mode != TJ_ACK || nng_sendmsg(j->s, m, 0) != 0)
+			nng_msg_free(m);
+	}
+	return NULL;
+}
+
+static void tj_start(tj *j, const char *url, tdb *d, int mode)
+{
+	memset(j, 0, sizeof *j);
+	j->db = d;
+	j->url = url;
+	atomic_store(&j->mode, mode);
+	ck_assert_int_eq(nng_rep0_open(&j->s), 0);
+	ck_assert_int_eq(nng_socket_set_ms(j->s, NNG_OPT_RECVTIMEO, 20), 0);
+	ck_assert_int_eq(nng_listen(j->s, url, NULL, 0), 0);
+	ck_assert_int_eq(pthread_create(&j->th, NULL, tj_run, j), 0);
+}
+
+/* Gone at once, as after a SIGKILL: whatever it had not replied to stays
+ * unanswered. */
+static void tj_kill(tj *j)
+{
+	atomic_store(&j->stop, 1);
+	pthread_join(j->th, NULL);
+	nng_close(j->s);
+	unlink(j->url + 6);
+}
+
+static void wait_requests(tj *j, int more_than)
+{
+	for (int i = 0; i < 500 && atomic_load(&j->requests) <= more_than; i++)
+		usleep(10000);
+	ck_assert_int_gt(atomic_load(&j->requests), more_than);
 }
 
 static void emit_numbered(audit_sink *a, int i)
@@ -610,25 +860,26 @@ static void check_numbered(const audit_record *r, int i)
 	text_eq(r->detail, detail);
 }
 
-static void expect_numbered(reader *rd, int i)
+static void expect_numbered(tdb *d, int i)
 {
 	audit_record r;
-	ck_assert_msg(next_event(rd, &r), "event %d never came", i);
+	ck_assert_msg(next_event(d, &r, 5000), "event %d never came", i);
 	check_numbered(&r, i);
 }
 
-static void expect_nothing_more(reader *rd)
+static void expect_nothing_more(tdb *d)
 {
 	audit_record r;
-	ck_assert_int_eq(nng_socket_set_ms(rd->s, NNG_OPT_RECVTIMEO, 200), 0);
-	ck_assert_int_eq(next_event(rd, &r), 0);
-	ck_assert_int_eq(nng_socket_set_ms(rd->s, NNG_OPT_RECVTIMEO, 2000), 0);
+	ck_assert_int_eq(next_event(d, &r, 200), 0);
+	ck_assert_int_eq(tdb_get(d, &d->gaps), 0);
+	ck_assert_int_eq(tdb_get(d, &d->bad), 0);
 }
 
 START_TEST(test_decode_next)
 {
 	uint8_t buf[4096];
-	size_t len = 0;
+	size_t len = AUDIT_BATCH_HEADER_LEN;
+	audit_encode_batch(buf, 0xfedcba9876543210ULL, 42);
 	for (int i = 0; i < 5; i++) {
 		char user[16];
 		snprintf(user, sizeof user, "u%d", i);
@@ -636,7 +887,12 @@ START_TEST(test_decode_next)
 		len += audit_encode(&e, buf + len, sizeof buf - len);
 	}
 	audit_record r;
+	uint64_t producer, seq;
 	size_t off = 0;
+	ck_assert_int_eq(audit_decode_batch(buf, len, &producer, &seq, &off), 0);
+	ck_assert(producer == 0xfedcba9876543210ULL);
+	ck_assert(seq == 42);
+	ck_assert_uint_eq(off, AUDIT_BATCH_HEADER_LEN);
 	for (int i = 0; i < 5; i++) {
 		ck_assert_int_eq(audit_decode_next(buf, len, &off, &r), AUDIT_KIND_EVENT);
 		ck_assert_int_eq(r.worker, i);
@@ -645,23 +901,32 @@ START_TEST(test_decode_next)
 	}
 	ck_assert_uint_eq(off, len);
 	ck_assert_int_eq(audit_decode_next(buf, len, &off, &r), 0);
-	ck_assert_int_eq(audit_decode(buf, len, &r), -1);  /* not a single record */
-	off = 0;
-	ck_assert_int_eq(audit_decode_next(buf, len - 1, &off, &r), AUDIT_KIND_EVENT);
-	for (int i = 1; i < 4; i++)
+	ck_assert_int_eq(audit_decode(buf + AUDIT_BATCH_HEADER_LEN, len - AUDIT_BATCH_HEADER_LEN, &r),
+	                 -1);  /* not a single record */
+	off = AUDIT_BATCH_HEADER_LEN;
+	for (int i = 0; i < 4; i++)
 		ck_assert_int_eq(audit_decode_next(buf, len - 1, &off, &r), AUDIT_KIND_EVENT);
 	ck_assert_int_eq(audit_decode_next(buf, len - 1, &off, &r), -1);  /* the cut last one */
-	uint8_t fence = AUDIT_KIND_FENCE;
-	off = 0;
-	ck_assert_int_eq(audit_decode_next(&fence, 1, &off, &r), 0);
+	/* no header: a short message, a record, another kind */
+	ck_assert_int_eq(audit_decode_batch(buf, AUDIT_BATCH_HEADER_LEN - 1, &producer, &seq, &off), -1);
+	ck_assert_int_eq(audit_decode_batch(buf + AUDIT_BATCH_HEADER_LEN, len - AUDIT_BATCH_HEADER_LEN,
+	                                    &producer, &seq, &off), -1);
+	buf[0] = 0x00;
+	ck_assert_int_eq(audit_decode_batch(buf, len, &producer, &seq, &off), -1);
+	/* a batch of no events is well formed (the journal commits nothing) */
+	audit_encode_batch(buf, 1, 1);
+	ck_assert_int_eq(audit_decode_batch(buf, AUDIT_BATCH_HEADER_LEN, &producer, &seq, &off), 0);
+	ck_assert_int_eq(audit_decode_next(buf, AUDIT_BATCH_HEADER_LEN, &off, &r), 0);
 }
 END_TEST
 
 START_TEST(test_producer_backlog)
 {
 	char url[128];
-	reader rd;
+	tdb d;
+	tj j;
 	snprintf(url, sizeof url, "ipc://%s/audit.ipc", dir);
+	tdb_init(&d);
 	audit_sink *a = audit_open(url, 1000);
 	ck_assert_ptr_nonnull(a);
 	for (int i = 0; i < 1500; i++)
@@ -674,29 +939,33 @@ START_TEST(test_producer_backlog)
 	emit_numbered(a, 1500);                       /* still full */
 	ck_assert_int_eq(audit_dropped(a), 501);
 
-	reader_listen(&rd, url);
-	for (int i = 0; i < 1000; i++)  /* the backlog moves as the reader reads */
-		expect_numbered(&rd, i);
+	tj_start(&j, url, &d, TJ_ACK);
+	for (int i = 0; i < 1000; i++)  /* the backlog moves as the journal commits */
+		expect_numbered(&d, i);
 	ck_assert_int_eq(audit_flush(a, 5000), 0);
 	ck_assert_int_eq(audit_sent(a), 1000);
-	expect_nothing_more(&rd);
-	ck_assert_int_le(rd.messages, 10);            /* in batches, not one by one */
+	ck_assert_int_eq(audit_pending(a), 0);
+	expect_nothing_more(&d);
+	ck_assert_int_le(tdb_get(&d, &d.n_batches), 10);  /* in batches, not one by one */
 	/* room again: new events go through */
 	emit_numbered(a, 2000);
 	ck_assert_int_eq(audit_flush(a, 2000), 0);
-	expect_numbered(&rd, 2000);
+	expect_numbered(&d, 2000);
 	ck_assert_int_eq(audit_dropped(a), 501);
 	audit_close(a);
-	reader_close(&rd);
+	tj_kill(&j);
+	tdb_free(&d);
 }
 END_TEST
 
 START_TEST(test_producer_live)
 {
 	char url[128];
-	reader rd;
+	tdb d;
+	tj j;
 	snprintf(url, sizeof url, "ipc://%s/audit.ipc", dir);
-	reader_listen(&rd, url);
+	tdb_init(&d);
+	tj_start(&j, url, &d, TJ_ACK);
 	audit_sink *a = audit_open(url, 0);
 	ck_assert_ptr_nonnull(a);
 	for (int i = 0; i < 20000; i++)
@@ -704,78 +973,213 @@ START_TEST(test_producer_live)
 	audit_flush(a, 0);  /* the caller's timer */
 	ck_assert_int_eq(audit_dropped(a), 0);
 	for (int i = 0; i < 20000; i++)
-		expect_numbered(&rd, i);
+		expect_numbered(&d, i);
 	ck_assert_int_eq(audit_flush(a, 5000), 0);
 	ck_assert_int_eq(audit_sent(a), 20000);
-	expect_nothing_more(&rd);
+	expect_nothing_more(&d);
 	audit_close(a);
-	reader_close(&rd);
+	tj_kill(&j);
+	tdb_free(&d);
 }
 END_TEST
 
-/* A batch leaves when an emit finds it AUDIT_LINGER_MS old, or at the
- * caller's periodic audit_flush(a, 0). */
+/* While nothing is in flight, a batch leaves when an emit finds it
+ * AUDIT_LINGER_MS old, or at the caller's periodic audit_flush(a, 0). */
 START_TEST(test_producer_linger)
 {
 	char url[128];
-	reader rd;
+	tdb d;
+	tj j;
 	audit_record r;
 	snprintf(url, sizeof url, "ipc://%s/audit.ipc", dir);
-	reader_listen(&rd, url);
+	tdb_init(&d);
+	tj_start(&j, url, &d, TJ_ACK);
 	audit_sink *a = audit_open(url, 0);
 	ck_assert_ptr_nonnull(a);
 	usleep(100000);  /* connected */
 	emit_numbered(a, 7);
-	ck_assert_int_eq(nng_socket_set_ms(rd.s, NNG_OPT_RECVTIMEO, 100), 0);
-	ck_assert_int_eq(next_event(&rd, &r), 0);  /* waits for company */
-	ck_assert_int_eq(nng_socket_set_ms(rd.s, NNG_OPT_RECVTIMEO, 2000), 0);
+	ck_assert_int_eq(next_event(&d, &r, 100), 0);  /* waits for company */
 	int64_t t = clock_mono_us();
-	audit_flush(a, 0);                          /* the timer's call */
-	expect_numbered(&rd, 7);
+	audit_flush(a, 0);                               /* the timer's call */
+	expect_numbered(&d, 7);
 	ck_assert_int_lt(clock_mono_us() - t, 500000);
+	ck_assert_int_eq(audit_flush(a, 1000), 0);     /* acknowledged: nothing in flight */
 	emit_numbered(a, 8);
 	usleep((AUDIT_LINGER_MS + 5) * 1000);
-	emit_numbered(a, 9);                        /* finds the batch old: both go */
-	expect_numbered(&rd, 8);
-	expect_numbered(&rd, 9);
+	emit_numbered(a, 9);                             /* finds the batch old: both go */
+	expect_numbered(&d, 8);
+	expect_numbered(&d, 9);
 	ck_assert_int_eq(audit_flush(a, 1000), 0);
 	ck_assert_int_eq(audit_sent(a), 3);
 	audit_close(a);
-	reader_close(&rd);
+	tj_kill(&j);
+	tdb_free(&d);
 }
 END_TEST
 
-/* The listener comes and goes (a journal restart): nothing emitted while it
- * is away is lost once it is back. */
+/* Handed over is not done: only the journal's reply (after its commit)
+ * counts, and a request left unanswered is sent again. */
+START_TEST(test_producer_waits_for_commit)
+{
+	char url[128];
+	tdb d;
+	tj j;
+	snprintf(url, sizeof url, "ipc://%s/audit.ipc", dir);
+	tdb_init(&d);
+	tj_start(&j, url, &d, TJ_HOLD);
+	audit_sink *a = audit_open(url, 0);
+	ck_assert_ptr_nonnull(a);
+	for (int i = 0; i < 10; i++)
+		emit_numbered(a, i);
+	audit_flush(a, 0);
+	wait_requests(&j, 0);
+	ck_assert_int_eq(audit_flush(a, 300), 10);  /* received, not committed: pending */
+	ck_assert_int_eq(audit_sent(a), 0);
+	ck_assert_int_eq(audit_pending(a), 10);
+	int held = atomic_load(&j.requests);
+	atomic_store(&j.mode, TJ_ACK);               /* the journal recovers */
+	ck_assert_int_eq(audit_flush(a, 5000), 0);   /* resent after AUDIT_RESEND_MS */
+	ck_assert_int_gt(atomic_load(&j.requests), held);
+	ck_assert_int_eq(audit_sent(a), 10);
+	for (int i = 0; i < 10; i++)
+		expect_numbered(&d, i);
+	expect_nothing_more(&d);
+	audit_close(a);
+	tj_kill(&j);
+	tdb_free(&d);
+}
+END_TEST
+
+/* The journal is killed mid-stream, once between a commit and its reply,
+ * once between receiving a batch and committing it, and replaced: every
+ * event is stored, none twice. */
+START_TEST(test_producer_journal_killed)
+{
+	char url[128];
+	tdb d;
+	tj j1, j2, j3;
+	snprintf(url, sizeof url, "ipc://%s/audit.ipc", dir);
+	tdb_init(&d);
+	tj_start(&j1, url, &d, TJ_ACK);
+	audit_sink *a = audit_open(url, 0);
+	ck_assert_ptr_nonnull(a);
+	for (int i = 0; i < 1000; i++)
+		emit_numbered(a, i);
+	ck_assert_int_eq(audit_flush(a, 5000), 0);
+
+	/* j1 commits the next batch and dies before its reply */
+	atomic_store(&j1.mode, TJ_NO_REPLY);
+	for (int i = 1000; i < 1100; i++)
+		emit_numbered(a, i);
+	audit_flush(a, 0);
+	wait_committed(&d, 1100);
+	ck_assert_int_eq(audit_flush(a, 100), 100);  /* committed, not acknowledged */
+	tj_kill(&j1);
+	for (int i = 1100; i < 1200; i++)            /* meanwhile, no journal */
+		emit_numbered(a, i);
+	audit_flush(a, 0);
+	tj_start(&j2, url, &d, TJ_ACK);
+	ck_assert_int_eq(audit_flush(a, 5000), 0);   /* 1000-1099 again, then the rest */
+	ck_assert_int_ge(tdb_get(&d, &d.duplicates), 1);
+	ck_assert_int_eq(tdb_get(&d, &d.events), 1200);
+
+	/* j2 receives the next batch and dies before committing it */
+	atomic_store(&j2.mode, TJ_HOLD);
+	int before = atomic_load(&j2.requests);
+	for (int i = 1200; i < 1300; i++)
+		emit_numbered(a, i);
+	audit_flush(a, 0);
+	wait_requests(&j2, before);
+	tj_kill(&j2);
+	ck_assert_int_eq(audit_pending(a), 100);
+	tj_start(&j3, url, &d, TJ_ACK);
+	ck_assert_int_eq(audit_flush(a, 5000), 0);
+
+	for (int i = 0; i < 1300; i++)
+		expect_numbered(&d, i);
+	expect_nothing_more(&d);
+	ck_assert_int_eq(audit_sent(a), 1300);
+	ck_assert_int_eq(audit_dropped(a), 0);
+	ck_assert_int_eq(tdb_get(&d, &d.n_producers), 1);
+	audit_close(a);
+	tj_kill(&j3);
+	tdb_free(&d);
+}
+END_TEST
+
+/* The journal is away for a while (a restart): nothing emitted meanwhile
+ * is lost once it is back. */
 START_TEST(test_producer_reconnect)
 {
 	char url[128];
-	reader rd;
-	audit_record r;
+	tdb d;
+	tj j;
 	snprintf(url, sizeof url, "ipc://%s/audit.ipc", dir);
-	reader_listen(&rd, url);
+	tdb_init(&d);
+	tj_start(&j, url, &d, TJ_ACK);
 	audit_sink *a = audit_open(url, 0);
 	ck_assert_ptr_nonnull(a);
 	emit_numbered(a, 0);
 	ck_assert_int_eq(audit_flush(a, 2000), 0);
-	expect_numbered(&rd, 0);
-	reader_close(&rd);
-	unlink(url + 6);
+	expect_numbered(&d, 0);
+	tj_kill(&j);
 	usleep(100000);  /* the producer has seen its connection go */
 	for (int i = 1; i < 100; i++)
 		emit_numbered(a, i);
 	audit_flush(a, 0);
 	usleep(50000);
 	ck_assert_int_eq(audit_pending(a), 99);
-	reader_listen(&rd, url);
-	ck_assert(next_event(&rd, &r));
-	check_numbered(&r, 1);
-	for (int i = 2; i < 100; i++)
-		expect_numbered(&rd, i);
+	tj_start(&j, url, &d, TJ_ACK);
 	ck_assert_int_eq(audit_flush(a, 5000), 0);
+	for (int i = 1; i < 100; i++)
+		expect_numbered(&d, i);
+	expect_nothing_more(&d);
 	ck_assert_int_eq(audit_sent(a), 100);
 	audit_close(a);
-	reader_close(&rd);
+	tj_kill(&j);
+	tdb_free(&d);
+}
+END_TEST
+
+/* Two sinks, two producer ids, each its own sequence. */
+START_TEST(test_producer_two_sinks)
+{
+	char url[128];
+	tdb d;
+	tj j;
+	audit_record r;
+	static char seen[3000];
+	snprintf(url, sizeof url, "ipc://%s/audit.ipc", dir);
+	tdb_init(&d);
+	tj_start(&j, url, &d, TJ_ACK);
+	audit_sink *s[2] = { audit_open(url, 0), audit_open(url, 0) };
+	ck_assert_ptr_nonnull(s[0]);
+	ck_assert_ptr_nonnull(s[1]);
+	for (int i = 0; i < 3000; i++) {
+		emit_numbered(s[i % 2], i);
+		if (i % 100 == 0)
+			audit_flush(s[(i / 100) % 2], 0);
+	}
+	ck_assert_int_eq(audit_flush(s[0], 5000), 0);
+	ck_assert_int_eq(audit_flush(s[1], 5000), 0);
+	int last[2] = { -1, -1 };
+	for (int k = 0; k < 3000; k++) {
+		ck_assert(next_event(&d, &r, 5000));
+		int i = (int)(r.ts_us - 1000000);
+		ck_assert_int_ge(i, 0);
+		ck_assert_int_lt(i, 3000);
+		check_numbered(&r, i);
+		ck_assert_int_eq(seen[i]++, 0);
+		ck_assert_int_gt(i, last[i % 2]);  /* each sink's events in order */
+		last[i % 2] = i;
+	}
+	expect_nothing_more(&d);
+	ck_assert_int_eq(tdb_get(&d, &d.n_producers), 2);
+	ck_assert(d.producers[0].id != d.producers[1].id);
+	audit_close(s[0]);
+	audit_close(s[1]);
+	tj_kill(&j);
+	tdb_free(&d);
 }
 END_TEST
 
@@ -794,6 +1198,20 @@ START_TEST(test_producer_null_and_close)
 	for (int i = 0; i < 5; i++)
 		emit_numbered(a, i);
 	audit_close(a);  /* pending events are discarded, nothing leaks or hangs */
+	/* and with a batch in flight, unanswered */
+	tdb d;
+	tj j;
+	tdb_init(&d);
+	tj_start(&j, url, &d, TJ_HOLD);
+	a = audit_open(url, 10);
+	ck_assert_ptr_nonnull(a);
+	for (int i = 0; i < 5; i++)
+		emit_numbered(a, i);
+	audit_flush(a, 0);
+	wait_requests(&j, 0);
+	audit_close(a);
+	tj_kill(&j);
+	tdb_free(&d);
 }
 END_TEST
 
@@ -815,11 +1233,13 @@ static Suite *audit_suite(void)
 	tcase_add_test(store, test_query_does_not_block);
 	tcase_add_test(store, test_query_readonly_directory);
 	tcase_add_test(store, test_prune);
+	tcase_add_test(store, test_store_write_once);
 	tcase_add_test(store, test_schema_newer);
 	tcase_add_test(store, test_schema_foreign_table);
 	tcase_add_test(store, test_schema_foreign_types);
 	tcase_add_test(store, test_schema_foreign_database);
 	tcase_add_test(store, test_schema_adopts_spec_table);
+	tcase_add_test(store, test_schema_producers_table);
 	tcase_add_test(store, test_schema_not_sqlite);
 	tcase_add_test(store, test_schema_unwritable);
 	suite_add_tcase(s, store);
@@ -829,7 +1249,10 @@ static Suite *audit_suite(void)
 	tcase_add_test(producer, test_producer_backlog);
 	tcase_add_test(producer, test_producer_live);
 	tcase_add_test(producer, test_producer_linger);
+	tcase_add_test(producer, test_producer_waits_for_commit);
+	tcase_add_test(producer, test_producer_journal_killed);
 	tcase_add_test(producer, test_producer_reconnect);
+	tcase_add_test(producer, test_producer_two_sinks);
 	tcase_add_test(producer, test_producer_null_and_close);
 	suite_add_tcase(s, producer);
 	return s;
