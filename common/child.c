@@ -48,3 +48,26 @@ int child_drop_privileges(const char *user)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);  /* setuid clears it */
 	return 0;
 }
+
+volatile sig_atomic_t child_stop_signal, child_reopen_log;
+
+static void on_child_signal(int sig)
+{
+	if (sig == SIGUSR1)
+		child_reopen_log = 1;
+	else
+		child_stop_signal = sig;
+}
+
+void child_watch_signals(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_child_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+}

@@ -36,29 +36,8 @@
 #define DS_BUS_WAIT_MS 1000         /* a new subscription waits this long for the mesh */
 #define DS_STOP_WAIT_MS 1000        /* record stop waits this long for the files */
 
-static volatile sig_atomic_t stop_signal, reopen_log;
 static nng_dialer dialers[SHM_MAX_PROCS], sup_dialer;
 
-static void on_signal(int sig)
-{
-	if (sig == SIGUSR1)
-		reopen_log = 1;
-	else
-		stop_signal = sig;
-}
-
-static void watch_signals(void)
-{
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;       /* no SA_RESTART: poll() returns EINTR */
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
-}
 
 unsigned ds_pt_bit(int pt)
 {
@@ -784,12 +763,12 @@ static void restore_state(downstream *d)
 static void run(downstream *d)
 {
 	int64_t next_tick = clock_mono_ms() + DS_TICK_MS;
-	while (!stop_signal) {
+	while (!child_stop_signal) {
 		struct pollfd p[2] = { { d->cmd_fd, POLLIN, 0 }, { d->sub_fd, POLLIN, 0 } };
 		int64_t wait = next_tick - clock_mono_ms();
 		poll(p, 2, wait < 0 ? 0 : (int)wait);
-		if (reopen_log) {
-			reopen_log = 0;
+		if (child_reopen_log) {
+			child_reopen_log = 0;
 			log_reopen();
 		}
 		bus_receive(d);
@@ -859,7 +838,7 @@ int downstream_main(int argc, char **argv)
 	}
 	if (child_drop_privileges(d.cfg.user) < 0)
 		return 1;
-	watch_signals();
+	child_watch_signals();
 	snprintf(d.state_path, sizeof d.state_path, "%s/downstream.state", d.cfg.run_dir);
 	if (bus_open(&d) < 0 || command_open(&d) < 0 || !(d.recorder = recorder_open(&d)))
 		return 1;
@@ -877,7 +856,7 @@ int downstream_main(int argc, char **argv)
 	         d.cfg.downstream_allow[0] ? d.cfg.downstream_allow : "nowhere",
 	         d.tap_open ? d.tap_url : "off");
 	run(&d);
-	log_info("downstream_stop", "%s: finishing %d recordings", strsignal(stop_signal), d.n_recordings);
+	log_info("downstream_stop", "%s: finishing %d recordings", strsignal(child_stop_signal), d.n_recordings);
 	shutdown_all(&d);
 	tap_close(&d);
 	nng_close(d.sub);

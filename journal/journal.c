@@ -22,6 +22,7 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/ipc.h"
+#include "common/child.h"
 #include "common/log.h"
 #include "journal/store.h"
 
@@ -64,28 +65,7 @@ typedef struct journal {
 	uint64_t received, written, duplicates, bad;
 } journal;
 
-static volatile sig_atomic_t stop_signal, reopen_log;
 
-static void on_signal(int sig)
-{
-	if (sig == SIGUSR1)
-		reopen_log = 1;
-	else
-		stop_signal = sig;
-}
-
-static void watch_signals(void)
-{
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;       /* no SA_RESTART: poll() returns EINTR */
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);         /* reload is the supervisor's business */
-}
 
 static int parse_args(int argc, char **argv, const char **file, const char **url)
 {
@@ -264,9 +244,9 @@ static void prune_tick(journal *j, int busy)
 
 static void journal_run(journal *j)
 {
-	while (!stop_signal) {
-		if (reopen_log) {
-			reopen_log = 0;
+	while (!child_stop_signal) {
+		if (child_reopen_log) {
+			child_reopen_log = 0;
 			log_reopen();
 		}
 		int busy = 0;
@@ -289,7 +269,7 @@ static void journal_run(journal *j)
  * that was failing) gets its last tries. */
 static int journal_stop(journal *j)
 {
-	log_info("journal_stop", "%s: stopping", strsignal(stop_signal));
+	log_info("journal_stop", "%s: stopping", strsignal(child_stop_signal));
 	for (int i = 0; j->req && i < JOURNAL_FINAL_TRIES; i++)
 		if (request_write(j, clock_mono_ms()) < 0)
 			poll(NULL, 0, JOURNAL_RETRY_MS);
@@ -336,7 +316,7 @@ int journal_main(int argc, char **argv)
 		return 1;
 	if (log_open(j.cfg.log_file, j.cfg.log_level, JOURNAL_LOG_ID) < 0)
 		log_open(NULL, j.cfg.log_level, JOURNAL_LOG_ID);
-	watch_signals();
+	child_watch_signals();
 	if (!(j.st = jstore_open(j.cfg.audit_database, err, sizeof err)))
 		return startup_error(&j, err);
 	if (open_socket(&j, err, sizeof err) < 0)
