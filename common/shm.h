@@ -106,6 +106,12 @@ int shm_proc_claim(shm_area *a, int slot, int generation);
 void shm_proc_release(shm_area *a, int index);
 /* Host-wide unique, never 0. */
 uint32_t shm_next_ssrc(shm_area *a);
+/* A process entry whose owner is (or is about to be) on the bus. */
+static inline int shm_proc_live(int state)
+{
+	return state == SHM_PROC_STARTING || state == SHM_PROC_READY || state == SHM_PROC_DRAINING;
+}
+
 static inline reg_area *shm_registry(shm_area *a)
 {
 	return (reg_area *)((char *)a + a->reg_offset);

@@ -12,6 +12,7 @@
 #include "downstream/media.h"
 #include "common/clock.h"
 #include "common/child.h"
+#include "common/ipc.h"
 #include "common/log.h"
 #include "proto/rtp.h"
 
@@ -99,23 +100,6 @@ static void publish_gauges(downstream *d)
 
 /* ---- the bus ---- */
 
-static void on_pipe_added(nng_pipe p, nng_pipe_ev ev, void *arg)
-{
-	(void)p, (void)ev;
-	atomic_fetch_add((_Atomic int *)arg, 1);
-}
-
-static void on_pipe_removed(nng_pipe p, nng_pipe_ev ev, void *arg)
-{
-	(void)p, (void)ev;
-	atomic_fetch_sub((_Atomic int *)arg, 1);
-}
-
-static int proc_is_live(int state)
-{
-	return state == SHM_PROC_STARTING || state == SHM_PROC_READY || state == SHM_PROC_DRAINING;
-}
-
 static int bus_open(downstream *d)
 {
 	int rv;
@@ -123,8 +107,7 @@ static int bus_open(downstream *d)
 	    (rv = nng_socket_set_int(d->sub, NNG_OPT_RECVBUF, DS_BUS_QUEUE)) ||
 	    (rv = nng_socket_set_ms(d->sub, NNG_OPT_RECONNMINT, 20)) ||
 	    (rv = nng_socket_set_ms(d->sub, NNG_OPT_RECONNMAXT, 1000)) ||
-	    (rv = nng_pipe_notify(d->sub, NNG_PIPE_EV_ADD_POST, on_pipe_added, &d->sub_pipes)) ||
-	    (rv = nng_pipe_notify(d->sub, NNG_PIPE_EV_REM_POST, on_pipe_removed, &d->sub_pipes)) ||
+	    (rv = ipc_count_pipes(d->sub, &d->sub_pipes)) ||
 	    (rv = nng_socket_set(d->sub, NNG_OPT_SUB_SUBSCRIBE, BUS_BATCH_TOPIC,
 	                         sizeof BUS_BATCH_TOPIC)) ||  /* workers' frames come batched */
 	    (rv = nng_socket_get_int(d->sub, NNG_OPT_RECVFD, &d->sub_fd))) {
@@ -146,13 +129,13 @@ static void bus_dial(downstream *d)
 {
 	char url[CFG_PATH_MAX + 32];
 	if (!d->dialed_sup) {
-		snprintf(url, sizeof url, "ipc://%s/bus-sup.ipc", d->cfg.run_dir);
+		ipc_bus_url(d->cfg.run_dir, -1, url, sizeof url);
 		d->dialed_sup = nng_dial(d->sub, url, &sup_dialer, NNG_FLAG_NONBLOCK) == 0;
 	}
 	for (int i = 0; i < SHM_MAX_PROCS; i++) {
-		if (d->dialed[i] || !proc_is_live(atomic_load(&d->shm->procs[i].state)))
+		if (d->dialed[i] || !shm_proc_live(atomic_load(&d->shm->procs[i].state)))
 			continue;
-		snprintf(url, sizeof url, "ipc://%s/bus-%d.ipc", d->cfg.run_dir, i);
+		ipc_bus_url(d->cfg.run_dir, i, url, sizeof url);
 		int rv = nng_dial(d->sub, url, &dialers[i], NNG_FLAG_NONBLOCK);
 		if (rv != 0)
 			log_warn("bus", "cannot dial %s: %s", url, nng_strerror(rv));
@@ -177,7 +160,7 @@ static int bus_complete(downstream *d)
 {
 	int peers = 1;   /* the supervisor */
 	for (int i = 0; i < SHM_MAX_PROCS; i++)
-		peers += proc_is_live(atomic_load(&d->shm->procs[i].state));
+		peers += shm_proc_live(atomic_load(&d->shm->procs[i].state));
 	return atomic_load(&d->sub_pipes) >= peers;
 }
 

@@ -17,7 +17,7 @@
 int sup_bus_open(supervisor *s)
 {
 	char url[CFG_PATH_MAX + 32];
-	snprintf(url, sizeof url, "ipc://%s/bus-sup.ipc", s->cfg.run_dir);
+	ipc_bus_url(s->cfg.run_dir, -1, url, sizeof url);
 	unlink(url + strlen("ipc://"));
 	int rv;
 	if ((rv = nng_pub0_open(&s->bus)) || (rv = ipc_listen_shared(s->bus, url))) {

@@ -15,6 +15,7 @@
  * area (common/registry.h); the bus carries only the live events. */
 #include "worker/worker.h"
 #include "common/clock.h"
+#include "common/ipc.h"
 #include "common/log.h"
 #include "proto/bus.h"
 #include "proto/control.h"
@@ -35,25 +36,7 @@
 
 static void bus_address(const worker *w, int index, char *buf, size_t len)
 {
-	snprintf(buf, len, "ipc://%s/bus-%d.ipc", w->cfg.run_dir, index);
-}
-
-static int proc_is_live(int state)
-{
-	return state == SHM_PROC_STARTING || state == SHM_PROC_READY || state == SHM_PROC_DRAINING;
-}
-
-/* Pipes are counted on NNG's threads: atomics. */
-static void on_pipe_added(nng_pipe p, nng_pipe_ev ev, void *arg)
-{
-	(void)p, (void)ev;
-	atomic_fetch_add((_Atomic int *)arg, 1);
-}
-
-static void on_pipe_removed(nng_pipe p, nng_pipe_ev ev, void *arg)
-{
-	(void)p, (void)ev;
-	atomic_fetch_sub((_Atomic int *)arg, 1);
+	ipc_bus_url(w->cfg.run_dir, index, buf, len);
 }
 
 /* The mesh is complete when we hear every live peer and the supervisor, and
@@ -62,7 +45,7 @@ int bus_connected(worker *w)
 {
 	int peers = 0;
 	for (int i = 0; i < SHM_MAX_PROCS; i++)
-		peers += i != w->shm_index && proc_is_live(atomic_load(&w->shm->procs[i].state));
+		peers += i != w->shm_index && shm_proc_live(atomic_load(&w->shm->procs[i].state));
 	return atomic_load(&w->bus_sub_pipes) >= peers + 1 && atomic_load(&w->bus_pub_pipes) >= peers;
 }
 
@@ -70,12 +53,12 @@ static void bus_dial_peers(worker *w)
 {
 	char url[CFG_PATH_MAX + 32];
 	if (!w->bus_dialed_sup) {
-		snprintf(url, sizeof url, "ipc://%s/bus-sup.ipc", w->cfg.run_dir);
+		ipc_bus_url(w->cfg.run_dir, -1, url, sizeof url);
 		w->bus_dialed_sup = nng_dial(w->bus_sub, url, NULL, NNG_FLAG_NONBLOCK) == 0;
 	}
 	for (int i = 0; i < SHM_MAX_PROCS; i++) {
 		if (i == w->shm_index || w->bus_dialed[i] ||
-		    !proc_is_live(atomic_load(&w->shm->procs[i].state)))
+		    !shm_proc_live(atomic_load(&w->shm->procs[i].state)))
 			continue;
 		bus_address(w, i, url, sizeof url);
 		int rv = nng_dial(w->bus_sub, url, NULL, NNG_FLAG_NONBLOCK);
@@ -227,10 +210,8 @@ static int bus_open_sockets(worker *w)
 	    (rv = nng_socket_set_int(w->bus_sub, NNG_OPT_RECVBUF, BUS_QUEUE_MSGS)) ||
 	    (rv = nng_socket_set_ms(w->bus_sub, NNG_OPT_RECONNMINT, 20)) ||
 	    (rv = nng_socket_set_ms(w->bus_sub, NNG_OPT_RECONNMAXT, 1000)) ||
-	    (rv = nng_pipe_notify(w->bus_sub, NNG_PIPE_EV_ADD_POST, on_pipe_added, &w->bus_sub_pipes)) ||
-	    (rv = nng_pipe_notify(w->bus_sub, NNG_PIPE_EV_REM_POST, on_pipe_removed, &w->bus_sub_pipes)) ||
-	    (rv = nng_pipe_notify(w->bus_pub, NNG_PIPE_EV_ADD_POST, on_pipe_added, &w->bus_pub_pipes)) ||
-	    (rv = nng_pipe_notify(w->bus_pub, NNG_PIPE_EV_REM_POST, on_pipe_removed, &w->bus_pub_pipes)) ||
+	    (rv = ipc_count_pipes(w->bus_sub, &w->bus_sub_pipes)) ||
+	    (rv = ipc_count_pipes(w->bus_pub, &w->bus_pub_pipes)) ||
 	    (rv = nng_listen(w->bus_pub, url, NULL, 0)) ||
 	    (rv = nng_aio_alloc(&w->bus_aio, on_bus_message, w))) {
 		log_error("bus", "cannot open the bus at %s: %s", url, nng_strerror(rv));
