@@ -216,6 +216,50 @@ START_TEST(test_topic_prefix)
 }
 END_TEST
 
+/* A batch of two frames round-trips; truncated or empty records stop the walk. */
+START_TEST(test_batch)
+{
+	uint8_t recs[512], out[1024], rtp[12] = { 0x80, 111 };
+	size_t len = 0;
+	const char *rooms[] = { "a", "bb" };
+	for (int i = 0; i < 2; i++) {
+		bus_msg f = { .type = BUS_FRAME, .ssrc = (uint32_t)(7 + i), .payload = rtp,
+		              .payload_len = sizeof rtp };
+		size_t n = bus_encode(recs + len + 2, sizeof recs - len - 2, rooms[i], &f);
+		ck_assert_uint_gt(n, 0);
+		recs[len] = (uint8_t)(n >> 8);
+		recs[len + 1] = (uint8_t)n;
+		len += 2 + n;
+	}
+	bus_msg b = { .type = BUS_BATCH, .payload = recs, .payload_len = len }, m, got;
+	size_t n = bus_encode(out, sizeof out, BUS_BATCH_TOPIC, &b);
+	ck_assert_int_eq(bus_decode(out, n, &m), 0);
+	ck_assert_int_eq(m.type, BUS_BATCH);
+	size_t off = 0, ilen;
+	const uint8_t *inner;
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(bus_batch_next(&m, &off, &inner, &ilen), 0);
+		ck_assert_int_eq(bus_decode(inner, ilen, &got), 0);
+		ck_assert_str_eq(got.room, rooms[i]);
+		ck_assert_uint_eq(got.ssrc, (uint32_t)(7 + i));
+	}
+	ck_assert_int_eq(bus_batch_next(&m, &off, &inner, &ilen), 1);
+
+	bus_msg cut = m;  /* the last record loses a byte */
+	cut.payload_len = m.payload_len - 1;
+	off = 0;
+	ck_assert_int_eq(bus_batch_next(&cut, &off, &inner, &ilen), 0);
+	ck_assert_int_eq(bus_batch_next(&cut, &off, &inner, &ilen), -1);
+	cut.payload_len = 1;  /* not even a length */
+	off = 0;
+	ck_assert_int_eq(bus_batch_next(&cut, &off, &inner, &ilen), -1);
+	static const uint8_t zero[] = { 0, 0, 1 };  /* a zero-length record */
+	bus_msg z = { .type = BUS_BATCH, .payload = zero, .payload_len = sizeof zero };
+	off = 0;
+	ck_assert_int_eq(bus_batch_next(&z, &off, &inner, &ilen), -1);
+}
+END_TEST
+
 static Suite *bus_suite(void)
 {
 	Suite *s = suite_create("bus");
@@ -228,6 +272,7 @@ static Suite *bus_suite(void)
 	tcase_add_test(tc, test_too_small);
 	tcase_add_test(tc, test_decode_rejects);
 	tcase_add_test(tc, test_topic_prefix);
+	tcase_add_test(tc, test_batch);
 	suite_add_tcase(s, tc);
 	return s;
 }
