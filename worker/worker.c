@@ -28,6 +28,7 @@
 #define SHUTDOWN_POLL_MS 10
 #define SWEEP_MS 1000
 #define AUDIT_EXIT_FLUSH_MS 3000
+#define AUDIT_FLUSH_MS 20
 #define READY_CHECK_MS 10
 #define READY_WAIT_MAX_MS 3000
 
@@ -104,10 +105,16 @@ static void on_ready_check(uv_timer_t *t)
 		drain_begin(w, cmd);
 }
 
+/* Audit events leave within AUDIT_FLUSH_MS: the audit sink has no timer of
+ * its own, and a worker killed with SIGKILL loses what it still holds. */
+static void on_audit_flush(uv_timer_t *t)
+{
+	event_publish_counters(t->loop->data);
+}
+
 static void on_sweep(uv_timer_t *t)
 {
 	session_sweep(t->loop->data);
-	event_publish_counters(t->loop->data);
 }
 
 static void on_shutdown_poll(uv_timer_t *t)
@@ -146,6 +153,7 @@ void worker_stop(worker *w)
 		uv_close((uv_handle_t *)&w->drain_timer, on_handle_closed);
 	bus_stop(w);
 	uv_close((uv_handle_t *)&w->sweep, on_handle_closed);
+	uv_close((uv_handle_t *)&w->audit_timer, on_handle_closed);
 	server_destroy_step(w);
 	uv_timer_init(&w->loop, &w->shutdown_timer);
 	uv_timer_start(&w->shutdown_timer, on_shutdown_poll, SHUTDOWN_POLL_MS, SHUTDOWN_POLL_MS);
@@ -240,6 +248,8 @@ int worker_main(int argc, char **argv)
 		return 1;
 	uv_timer_init(&w.loop, &w.sweep);
 	uv_timer_start(&w.sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+	uv_timer_init(&w.loop, &w.audit_timer);
+	uv_timer_start(&w.audit_timer, on_audit_flush, AUDIT_FLUSH_MS, AUDIT_FLUSH_MS);
 	w.started_ms = (int64_t)uv_now(&w.loop);
 	uv_timer_init(&w.loop, &w.ready_check);
 	uv_timer_start(&w.ready_check, on_ready_check, 0, READY_CHECK_MS);

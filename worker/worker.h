@@ -105,6 +105,7 @@ typedef struct worker {
 	session *sessions;               /* every established session (utlist via all_*) */
 	session **by_reg;                /* registry index -> local session */
 	uv_timer_t sweep;                /* heartbeat timeouts, once a second */
+	uv_timer_t audit_timer;          /* hands audit events to the journal */
 	token_bucket handshakes;         /* handshakes_per_second */
 	uint64_t frames_seen;            /* for latency sampling */
 	struct audit_sink *audit;        /* to the journal; never blocks */
