@@ -292,14 +292,15 @@ static void on_loop_turn(uv_check_t *h)
 	bus_flush(h->loop->data);
 }
 
-/* A frame joins the batch (flushed at the end of this loop turn, or now if
- * it is full); anything else goes at once, after the frames before it. */
+/* Room traffic (frames and member events, in order) joins the batch, sent
+ * at the end of this loop turn (or now if it is full); messages to one
+ * worker or to all (close, admin) go at once, after the batch before them. */
 void bus_publish(worker *w, const char *room, uint8_t type, uint8_t event, uint32_t ssrc,
                  int64_t recv_us, const void *payload, size_t len)
 {
 	bus_msg m = { .type = type, .event = event, .origin = (uint16_t)w->shm_index,
 	              .ssrc = ssrc, .recv_us = recv_us, .payload = payload, .payload_len = len };
-	if (type != BUS_FRAME) {
+	if (type != BUS_FRAME && type != BUS_MEMBER) {
 		bus_flush(w);
 		bus_send_encoded(w, bus_encode(w->bus_buf, sizeof w->bus_buf, room, &m));
 		return;

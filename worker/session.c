@@ -1,12 +1,7 @@
-/* session.c: one client connection after the upgrade.
- *
- * Outgoing messages sit in two queues: control (text, small ring, always
- * written first, never dropped: overflowing it means the client does not
- * read, and it is closed 4002) and audio (ring of outbound_queue_frames
- * shared frame buffers; when full the oldest frame is dropped). When both
- * queues are empty and the socket is not choked a message is written at
- * once, which avoids lws's POLLOUT toggling (several epoll_ctl calls) for
- * the common case; otherwise WRITEABLE drains as much as the socket takes. */
+/* session.c: one client connection after the upgrade: opening (registry,
+ * welcome, room), receiving (reassembly, rate limits, relay), liveness
+ * sweeps, closing and parking for resume. The outgoing side (queues,
+ * corked writes) is send.c. */
 #include "worker/worker.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -29,117 +24,11 @@ static void count_close(worker *w, uint16_t code)
 			atomic_fetch_add_explicit(&w->me->c.closes[i], 1, memory_order_relaxed);
 }
 
-static void count_drop(worker *w, session *s, int reason)
+void session_count_drop(worker *w, session *s, int reason)
 {
 	atomic_fetch_add_explicit(&w->me->c.frames_dropped[reason], 1, memory_order_relaxed);
 	if (s->reg >= 0 && !s->parked)
 		atomic_fetch_add_explicit(&w->reg->s[s->reg].frames_dropped, 1, memory_order_relaxed);
-}
-
-static int write_msg(worker *w, session *s, msgbuf *m)
-{
-	static const enum lws_write_protocol op[] = { LWS_WRITE_BINARY, LWS_WRITE_TEXT, LWS_WRITE_PING };
-	if (lws_write(s->wsi, msgbuf_payload(m), m->len, op[m->kind]) < 0)
-		return -1;
-	if (m->kind == MSG_AUDIO) {
-		atomic_fetch_add_explicit(&w->me->c.frames_out, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&w->me->c.bytes_out, m->len, memory_order_relaxed);
-		if (!s->parked)
-			atomic_fetch_add_explicit(&w->reg->s[s->reg].frames_out, 1, memory_order_relaxed);
-	}
-	return 0;
-}
-
-/* A listener whose audio queue keeps overflowing for slow_consumer_timeout
- * is closed 4002; the overflow clock stops when its queue empties. */
-static void enqueue_audio(worker *w, session *s, msgbuf *m)
-{
-	msgbuf *old = ptrq_push_drop_oldest(&s->audio, msgbuf_ref(m));
-	if (!old) {
-		atomic_fetch_add_explicit(&w->me->c.outbound_queue_frames, 1, memory_order_relaxed);
-		return;
-	}
-	msgbuf_unref(old);
-	count_drop(w, s, DROP_QUEUE);
-	int64_t now = (int64_t)uv_now(&w->loop);
-	if (!s->overflow_since_ms)
-		s->overflow_since_ms = now;
-	else if (now - s->overflow_since_ms >= w->cfg.slow_consumer_timeout_ms)
-		session_close(s, 4002);
-}
-
-static void session_lost(worker *w, session *s);
-
-void session_send(worker *w, session *s, msgbuf *m)
-{
-	if (s->closing || !s->established)
-		return;
-	if (ptrq_empty(&s->ctrl) && ptrq_empty(&s->audio) && !lws_send_pipe_choked(s->wsi)) {
-		if (write_msg(w, s, m) < 0)
-			session_lost(w, s);
-		return;
-	}
-	if (m->kind == MSG_AUDIO)
-		enqueue_audio(w, s, m);
-	else if (ptrq_push(&s->ctrl, msgbuf_ref(m)) < 0) {
-		msgbuf_unref(m);
-		session_close(s, 4002);  /* it does not even read its control messages */
-	}
-	lws_callback_on_writable(s->wsi);
-}
-
-void session_send_text(worker *w, session *s, char *json)
-{
-	if (!json)
-		return;
-	msgbuf *m = msgbuf_text(json, strlen(json));
-	free(json);
-	if (!m)
-		return;
-	session_send(w, s, m);
-	msgbuf_unref(m);
-}
-
-/* lws 4.1.6 sends the lws_close_reason() frame when a callback returns -1
- * while receiving, but from WRITEABLE it only shuts the socket down: there we
- * write the close frame ourselves (LWS_WRITE_CLOSE is lws's opcode 4,
- * "handled by lws_close_reason()" in its header), then hang up. */
-static int write_close_frame(session *s)
-{
-	if (s->close_code == 1006)
-		return -1;  /* the connection is gone: no frame, just hang up */
-	unsigned char buf[LWS_PRE + 2];
-	buf[LWS_PRE] = (unsigned char)(s->close_code >> 8);
-	buf[LWS_PRE + 1] = (unsigned char)s->close_code;
-	lws_write(s->wsi, buf + LWS_PRE, 2, (enum lws_write_protocol)4);
-	return -1;
-}
-
-static msgbuf *dequeue(worker *w, session *s)
-{
-	msgbuf *m = ptrq_pop(&s->ctrl);
-	if (m || s->closing || !(m = ptrq_pop(&s->audio)))
-		return m;
-	atomic_fetch_sub_explicit(&w->me->c.outbound_queue_frames, 1, memory_order_relaxed);
-	return m;
-}
-
-int session_on_writeable(worker *w, session *s)
-{
-	msgbuf *m;
-	while (!lws_send_pipe_choked(s->wsi) && (m = dequeue(w, s))) {
-		int rc = write_msg(w, s, m);
-		msgbuf_unref(m);
-		if (rc < 0)
-			return -1;
-	}
-	if (ptrq_empty(&s->audio))
-		s->overflow_since_ms = 0;
-	if (s->closing && ptrq_empty(&s->ctrl))
-		return write_close_frame(s);
-	if (!ptrq_empty(&s->ctrl) || (!ptrq_empty(&s->audio) && !s->closing))
-		lws_callback_on_writable(s->wsi);
-	return 0;
 }
 
 #define CLOSE_GRACE_S 2  /* a client that cannot take its close frame is dropped */
@@ -186,7 +75,7 @@ static void session_park(worker *w, session *s)
  * more can be sent. That is a drop without a close frame (SPEC 4.6): "lost"
  * and resumable, not a server error. lws closes the socket on its next turn
  * (the caller may be walking a room's sessions). */
-static void session_lost(worker *w, session *s)
+void session_lost(worker *w, session *s)
 {
 	if (s->closing)
 		return;
@@ -364,9 +253,8 @@ int session_open(worker *w, session *s, struct lws *wsi)
 	memset(s, 0, sizeof *s);
 	s->wsi = wsi;
 	s->reg = -1;
-	if (ptrq_init(&s->audio, (uint32_t)w->cfg.outbound_queue_frames) < 0 ||
-	    ptrq_init(&s->ctrl, SESSION_CTRL_MAX) < 0 || copy_grants(s, c) < 0)
-		return -1;
+	if (copy_grants(s, c) < 0)
+		return -1;  /* the queues start empty: send.c grows them on demand */
 	int64_t now = (int64_t)uv_now(&w->loop);
 	tb_init(&s->rate, w->cfg.frames_per_second, w->cfg.frames_burst, now);
 	s->abuse.second_start_ms = now;
@@ -428,6 +316,7 @@ void session_closed(worker *w, session *s)
 		atomic_fetch_sub_explicit(&w->shm->host_connections, 1, memory_order_relaxed);
 		s->established = 0;
 	}
+	send_forget(w, s);
 	msgbuf *m;
 	while ((m = ptrq_pop(&s->ctrl)))
 		msgbuf_unref(m);
@@ -479,13 +368,13 @@ static void on_audio(worker *w, session *s, const uint8_t *p, size_t len)
 	         : s->muted                    ? DROP_MUTED
 	         : !within_rate(w, s)          ? DROP_RATE : -1;
 	if (drop >= 0) {
-		count_drop(w, s, drop);
+		session_count_drop(w, s, drop);
 		return;
 	}
 	rtp_seq_update(&s->seq, rtp_seq(p));
 	msgbuf *m = msgbuf_audio();
 	if (!m) {
-		count_drop(w, s, DROP_QUEUE);
+		session_count_drop(w, s, DROP_QUEUE);
 		return;
 	}
 	memcpy(msgbuf_payload(m), p, len);

@@ -151,6 +151,7 @@ void worker_stop(worker *w)
 	signal(SIGTERM, SIG_IGN);
 	if (w->drain_active)
 		uv_close((uv_handle_t *)&w->drain_timer, on_handle_closed);
+	send_stop(w);
 	bus_stop(w);
 	uv_close((uv_handle_t *)&w->sweep, on_handle_closed);
 	uv_close((uv_handle_t *)&w->audit_timer, on_handle_closed);
@@ -246,6 +247,7 @@ int worker_main(int argc, char **argv)
 	if (!w.by_reg || sodium_init() < 0 || bus_start(&w) < 0 || server_create(&w) < 0 ||
 	    watch_listeners(&w) < 0)
 		return 1;
+	send_start(&w);
 	uv_timer_init(&w.loop, &w.sweep);
 	uv_timer_start(&w.sweep, on_sweep, SWEEP_MS, SWEEP_MS);
 	uv_timer_init(&w.loop, &w.audit_timer);

@@ -26,6 +26,7 @@
 #include <uv.h>
 
 #define SESSION_CTRL_MAX 32
+#define SEND_GATHER_BYTES (32 * 1024) /* bytes of frames per write(); larger messages go alone */
 #define LATENCY_SAMPLE_MASK 15           /* one frame in 16 has its relay latency recorded */
 
 typedef struct local_room local_room;
@@ -35,10 +36,12 @@ typedef struct session {
 	local_room *room;
 	struct session *room_prev, *room_next;
 	struct session *all_prev, *all_next;   /* every session of the worker, for sweeps */
+	struct session *dirty_prev, *dirty_next; /* queued output, written at the turn's end */
 	int reg;                         /* registry index, -1 until registered */
 	uint32_t ssrc;
 	uint8_t established, muted, listen_only, closing, rooms_any;
 	uint8_t parked;                  /* its registry entry is resumable: no longer ours */
+	uint8_t dirty;                   /* on the worker's dirty list */
 	uint16_t close_code;             /* sent, or received from the client; 1006 = none */
 	const char *end_reason;          /* audit/log disconnect reason (SPEC 6.4) */
 	uint32_t msg_bytes;              /* bytes of the message being received */
@@ -104,6 +107,9 @@ typedef struct worker {
 	local_room *rooms;               /* room.c's table (uthash), rooms with local members */
 	session *sessions;               /* every established session (utlist via all_*) */
 	session **by_reg;                /* registry index -> local session */
+	session *dirty;                  /* send.c: sessions with output queued this turn */
+	uv_check_t send_turn;            /* writes them once per loop turn */
+	uint8_t tx[LWS_PRE + SEND_GATHER_BYTES]; /* frames gathered for one write */
 	uv_timer_t sweep;                /* heartbeat timeouts, once a second */
 	uv_timer_t audit_timer;          /* hands audit events to the journal */
 	token_bucket handshakes;         /* handshakes_per_second */
@@ -153,8 +159,16 @@ int handshake_check(worker *w, struct lws *wsi);
 /* session.c */
 int session_open(worker *w, session *s, struct lws *wsi);
 void session_closed(worker *w, session *s);
-int session_on_writeable(worker *w, session *s);
+int session_on_writeable(worker *w, session *s);  /* send.c */
 int session_on_receive(worker *w, session *s, const void *in, size_t len);
+void session_lost(worker *w, session *s);  /* a write failed: the peer is gone */
+void session_count_drop(worker *w, session *s, int reason);
+
+/* send.c: outgoing queues, written once per loop turn */
+void send_start(worker *w);
+void send_stop(worker *w);
+void send_flush(worker *w);
+void send_forget(worker *w, session *s);   /* off the dirty list (closed, or written) */
 void session_send(worker *w, session *s, msgbuf *m);
 void session_send_text(worker *w, session *s, char *json);  /* takes ownership of json */
 void session_close(session *s, uint16_t code);

@@ -506,6 +506,28 @@ class Welcome(Base):
             j = next_json(c, member_event("joined", n.user), what="joined of " + n.user)
             self.assertEqual(j.get("ssrc"), n.ssrc, j)
 
+    def test_burst_of_joins_and_a_welcome_larger_than_one_write(self):
+        """250 members with long names: an early member gets every joined
+        event even though they outnumber its control queue (32) within a few
+        loop turns, and the last joiner's welcome (~40 KB, more than the 32
+        KiB a worker gathers per write) arrives whole."""
+        room = uniq("big")
+        first = self.connect(uniq("first"), room)
+        names = []
+        for i in range(250):
+            name = uniq("m" * 100)
+            names.append(name)
+            self.connect(name, room)
+        last = self.connect(uniq("last"), room)
+        members = {m["user"] for m in last.welcome["members"]}
+        self.assertEqual(members, set(names) | {first.user})
+        # members on the other worker come over the bus: any order
+        want = set(names) | {last.user}
+        while want:
+            j = next_json(first, lambda j: j.get("type") == "member" and j.get("event") == "joined",
+                          what="joined of %d more, e.g. %s" % (len(want), min(want)))
+            want.discard(j["user"])
+
     def test_left_when_a_member_closes(self):
         room = uniq("room")
         got = self.spread(room, {0: 2, 1: 2})
