@@ -82,6 +82,7 @@ static const key keys[] = {
 	{ "limits", "outbound_queue_frames", K_INT,     F(outbound_queue_frames), 1, 65536, 0 },
 	{ "limits", "send_buffer",           K_SIZE,    F(send_buffer), 0, 256 * MIB, 0 },
 	{ "limits", "slow_consumer_timeout", K_DUR,     F(slow_consumer_timeout_ms), 1, MS_D, 0 },
+	{ "limits", "write_coalesce",        K_DUR,     F(write_coalesce_ms), 0, 100, 0 },
 	{ "heartbeat", "interval",           K_DUR,     F(heartbeat_interval_ms), 100, MS_H, 0 },
 	{ "heartbeat", "timeout",            K_DUR,     F(heartbeat_timeout_ms), 100, MS_D, 0 },
 	{ "drain",  "timeout",               K_DUR,     F(drain_timeout_ms), 0, MS_D, 0 },

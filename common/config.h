@@ -55,6 +55,7 @@ typedef struct cfg {
 	int64_t outbound_queue_frames; /* 64 */
 	int64_t send_buffer;       /* 65536, 0 = kernel default */
 	int64_t slow_consumer_timeout_ms; /* 5s */
+	int64_t write_coalesce_ms;        /* 0: write at the end of every loop turn */
 
 	/* [heartbeat] */
 	int64_t heartbeat_interval_ms; /* 20s */

@@ -26,6 +26,7 @@ int reg_init(reg_area *r, int capacity)
 		r->room_head[i] = r->user_head[i] = REG_NONE;
 	r->free_head = REG_NONE;
 	r->high_water = 0;
+	atomic_init(&r->resumable, 0);
 	return 0;
 }
 
@@ -157,6 +158,8 @@ static void unlink_entry(reg_area *r, int index)
 	reg_session *s = &r->s[index];
 	if (s->state == REG_LIVE)
 		ip_add(r, s->ip, -1);  /* a parked session gave its address back already */
+	else if (s->state == REG_RESUMABLE)
+		r->resumable--;
 	unlink_room(r, index);
 	chain_unlink(r, &r->user_head[reg_hash(s->user)], index, offsetof(reg_session, next_user));
 	s->state = REG_FREE;
@@ -261,6 +264,7 @@ static void park_entry(reg_area *r, int index, int64_t until_ms)
 	ip_add(r, s->ip, -1);
 	s->state = REG_RESUMABLE;
 	s->resume_until_ms = until_ms;
+	r->resumable++;
 }
 
 int reg_each_live(reg_area *r, reg_visit fn, void *arg)
@@ -312,6 +316,7 @@ int reg_resume(reg_area *r, int index, const char *id, const char *user, int pro
 	reg_session *s = &r->s[index];
 	if (s->state == REG_RESUMABLE && !strcmp(s->id, id) && !strcmp(s->user, user)) {
 		s->state = REG_LIVE;
+		r->resumable--;
 		s->proc = proc;
 		s->worker = worker;
 		s->evicting = 0;
@@ -324,9 +329,16 @@ int reg_resume(reg_area *r, int index, const char *id, const char *user, int pro
 	return rc;
 }
 
+/* Called every housekeeping tick: without parked sessions it returns at
+ * once, neither taking the lock the workers' handshakes need nor touching
+ * every entry's page (which would count the whole registry in the caller's
+ * RSS). The unlocked read may miss a session parked just now: the next tick
+ * sees it. */
 int reg_expire(reg_area *r, int64_t now_ms, reg_visit fn, void *arg)
 {
 	int n = 0;
+	if (!atomic_load_explicit(&r->resumable, memory_order_relaxed))
+		return 0;
 	reg_lock(r);
 	for (int i = 0; i < r->high_water; i++)
 		if (r->s[i].state == REG_RESUMABLE && r->s[i].resume_until_ms <= now_ms) {

@@ -71,6 +71,7 @@ typedef struct reg_area {
 	int32_t free_head;           /* released entries */
 	int32_t high_water;          /* entries [high_water, capacity) were never used: untouched pages */
 	int32_t live;
+	_Atomic int32_t resumable;   /* RESUMABLE entries (changed under the lock) */
 	int32_t room_head[REG_BUCKETS];
 	int32_t user_head[REG_BUCKETS];
 	int32_t ips_used;

@@ -15,11 +15,10 @@
 static int refuse(worker *w, struct lws *wsi, unsigned status, const char *code, int reason,
                   const char *user)
 {
-	char body[96], ip[REG_IP_LEN] = "";
+	char body[96];
 	snprintf(body, sizeof body, "{\"error\":\"%s\"}", code);
 	atomic_fetch_add_explicit(&w->me->c.handshake_rejected[reason], 1, memory_order_relaxed);
-	lws_get_peer_simple(wsi, ip, sizeof ip);
-	event_handshake(w, status == 401 ? "auth_fail" : "rejected", ip, user, code, status);
+	event_handshake(w, status == 401 ? "auth_fail" : "rejected", w->pending_ip, user, code, status);
 	server_http_reply(wsi, status, body);
 	return 1;
 }
@@ -57,6 +56,8 @@ int handshake_check(worker *w, struct lws *wsi)
 {
 	static char buf[TOKEN_MAX_LEN + 16];
 	char uri[256];
+	w->pending_ip[0] = '\0';
+	lws_get_peer_simple(wsi, w->pending_ip, sizeof w->pending_ip);
 	if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, w->cfg.path))
 		return refuse(w, wsi, 404, "not_found", REJ_PATH, NULL);
 	if (w->stopping || w->draining)
@@ -66,9 +67,7 @@ int handshake_check(worker *w, struct lws *wsi)
 		return refuse(w, wsi, 503, "server_full", REJ_FULL, NULL);
 	if (!tb_take(&w->handshakes, (int64_t)uv_now(&w->loop)))
 		return refuse(w, wsi, 429, "rate_limited", REJ_RATE, NULL);
-	char ip[REG_IP_LEN] = "";
-	lws_get_peer_simple(wsi, ip, sizeof ip);
-	if (reg_ip_count(w->reg, ip) >= w->cfg.max_conns_per_ip)
+	if (reg_ip_count(w->reg, w->pending_ip) >= w->cfg.max_conns_per_ip)
 		return refuse(w, wsi, 429, "too_many_connections", REJ_IP_LIMIT, NULL);
 	size_t n;
 	const char *token = find_token(wsi, buf, sizeof buf, &n);

@@ -265,6 +265,7 @@ int session_on_writeable(worker *w, session *s)
 void send_flush(worker *w)
 {
 	session *s;
+	w->last_flush_ms = (int64_t)uv_now(&w->loop);
 	while ((s = w->dirty)) {
 		send_forget(w, s);
 		if (s->closing)
@@ -276,18 +277,36 @@ void send_flush(worker *w)
 	}
 }
 
+static void on_coalesce_timer(uv_timer_t *t)
+{
+	send_flush(t->loop->data);
+}
+
+/* limits.write_coalesce: the dirty sessions are written at most once per
+ * that many ms (a timer covers the rest of the window), so a busy client
+ * gets more frames per send() for at most that much added latency. 0 (the
+ * default) writes at the end of every loop turn. */
 static void on_turn_end(uv_check_t *h)
 {
-	send_flush(h->loop->data);
+	worker *w = h->loop->data;
+	if (!w->dirty)
+		return;
+	int64_t wait = w->cfg.write_coalesce_ms - ((int64_t)uv_now(&w->loop) - w->last_flush_ms);
+	if (wait <= 0)
+		send_flush(w);
+	else if (!uv_is_active((uv_handle_t *)&w->coalesce_timer))
+		uv_timer_start(&w->coalesce_timer, on_coalesce_timer, (uint64_t)wait, 0);
 }
 
 void send_start(worker *w)
 {
 	uv_check_init(&w->loop, &w->send_turn);
 	uv_check_start(&w->send_turn, on_turn_end);
+	uv_timer_init(&w->loop, &w->coalesce_timer);
 }
 
 void send_stop(worker *w)
 {
 	uv_close((uv_handle_t *)&w->send_turn, NULL);
+	uv_close((uv_handle_t *)&w->coalesce_timer, NULL);
 }

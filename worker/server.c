@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#define RX_BUFFER_BYTES 512  /* per-connection lws receive buffer, see server_create */
+#define RX_BUFFER_BYTES 256  /* per-connection lws receive buffer, see server_create */
 
 worker *server_worker(struct lws *wsi)
 {
@@ -118,7 +118,7 @@ int server_create(worker *w)
 	 * that fits arrives in one callback and is used in place; a larger one
 	 * (up to max_frame_bytes) comes in pieces that session.c gathers. Audio
 	 * frames are small (20 ms of Opus: ~100-200 bytes), so RX_BUFFER_BYTES
-	 * saves ~1 KB per idle connection at the default max_frame_bytes. */
+	 * saves ~1.2 KB per idle connection at the default max_frame_bytes. */
 	server_protocols[0].rx_buffer_size = (size_t)(w->cfg.max_frame_bytes < RX_BUFFER_BYTES
 	                                              ? w->cfg.max_frame_bytes : RX_BUFFER_BYTES);
 	/* lws caps one send() at tx_packet_size, or at rx_buffer_size when that

@@ -119,14 +119,6 @@ void session_peer_closed(session *s, const void *payload, size_t len)
 
 /* -- opening ------------------------------------------------------------ */
 
-static void set_send_buffer(struct lws *wsi, int bytes)
-{
-	int fd = (int)lws_get_socket_fd(wsi), one = 1;
-	if (bytes > 0)
-		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
-
 /* max_conns_per_user, host-wide: the user's oldest connections beyond the
  * cap are closed 4003 by whichever worker owns them. */
 static void replace_older_connections(worker *w, const char *user)
@@ -196,11 +188,20 @@ json_t *session_room_members(worker *w, const char *room, int except_reg)
 	return a.list;
 }
 
-static void make_session_id(char *out, size_t len)
+/* 96 random bits, base64url. Drawn from a pool refilled every
+ * SESSION_ID_POOL / 12 sessions: libsodium asks the kernel (getrandom) on
+ * every call. */
+static void make_session_id(worker *w, char *out, size_t len)
 {
-	unsigned char raw[12];
-	randombytes_buf(raw, sizeof raw);
-	sodium_bin2base64(out, len, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	enum { RAW = 12 };
+	if (w->id_pool_left < RAW) {
+		randombytes_buf(w->id_pool, sizeof w->id_pool);
+		w->id_pool_left = sizeof w->id_pool;
+	}
+	unsigned char *raw = w->id_pool + sizeof w->id_pool - w->id_pool_left;
+	w->id_pool_left -= RAW;
+	sodium_bin2base64(out, len, raw, RAW, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_memzero(raw, RAW);
 }
 
 static int copy_grants(session *s, const token_claims *c)
@@ -238,7 +239,7 @@ static int register_new(worker *w, session *s, const token_claims *c, const char
 {
 	char id[REG_ID_LEN + 1];
 	s->ssrc = shm_next_ssrc(w->shm);
-	make_session_id(id, sizeof id);
+	make_session_id(w, id, sizeof id);
 	reg_info info = { id, c->sub, c->room, c->dev, ip, s->ssrc, c->perm_listen, clock_wall_us() };
 	return (s->reg = reg_add(w->reg, w->shm_index, w->slot, &info)) < 0 ? -1 : 0;
 }
@@ -249,7 +250,8 @@ int session_open(worker *w, session *s, struct lws *wsi)
 		return -1;  /* no claims: cannot happen with lws 4.1's upgrade sequence */
 	const token_claims *c = &w->pending;
 	w->pending_wsi = NULL;
-	char ip[REG_IP_LEN] = "", resume[RESUME_TOKEN_MAX];
+	const char *ip = w->pending_ip;  /* handshake_check read it */
+	char resume[RESUME_TOKEN_MAX];
 	memset(s, 0, sizeof *s);
 	s->wsi = wsi;
 	s->reg = -1;
@@ -259,9 +261,7 @@ int session_open(worker *w, session *s, struct lws *wsi)
 	tb_init(&s->rate, w->cfg.frames_per_second, w->cfg.frames_burst, now);
 	s->abuse.second_start_ms = now;
 	s->last_rx_ms = s->last_ping_ms = now;
-	set_send_buffer(wsi, (int)w->cfg.send_buffer);
 	s->listen_only = (uint8_t)c->perm_listen;
-	lws_get_peer_simple(wsi, ip, sizeof ip);
 	int resumed = try_resume(w, s, c, ip);
 	if (!resumed && register_new(w, s, c, ip) < 0)
 		return -1;

@@ -13,6 +13,8 @@
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -184,10 +186,22 @@ static void on_signal(uv_signal_t *h, int signum)
 	}
 }
 
+/* Accepted sockets inherit TCP_NODELAY and SO_SNDBUF from their listener:
+ * set here, they cost no system call per connection. The listener is
+ * shared with the other generation during a reload; the newest sets it. */
+static void set_accepted_options(worker *w, int fd)
+{
+	int one = 1, bytes = (int)w->cfg.send_buffer;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	if (bytes > 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+}
+
 static int watch_listeners(worker *w)
 {
 	for (int i = 0; i < w->n_listen; i++) {
 		w->listen_fds[i] = WORKER_FD_LISTEN + i;
+		set_accepted_options(w, w->listen_fds[i]);
 		w->listen_polls[i].data = &w->listen_fds[i];
 		if (uv_poll_init(&w->loop, &w->listen_polls[i], w->listen_fds[i]) < 0 ||
 		    uv_poll_start(&w->listen_polls[i], UV_READABLE, on_listen_readable) < 0)

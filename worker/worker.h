@@ -103,12 +103,17 @@ typedef struct worker {
 	token_claims pending;
 	int pending_resume;              /* registry index from a valid resume token, or -1 */
 	char pending_resume_id[REG_ID_LEN + 1];
+	char pending_ip[REG_IP_LEN];     /* the client's address, read once */
+	unsigned char id_pool[1200];     /* random bytes for session ids */
+	size_t id_pool_left;
 
 	local_room *rooms;               /* room.c's table (uthash), rooms with local members */
 	session *sessions;               /* every established session (utlist via all_*) */
 	session **by_reg;                /* registry index -> local session */
 	session *dirty;                  /* send.c: sessions with output queued this turn */
-	uv_check_t send_turn;            /* writes them once per loop turn */
+	uv_check_t send_turn;            /* writes them once per loop turn ... */
+	uv_timer_t coalesce_timer;       /* ... or once per limits.write_coalesce */
+	int64_t last_flush_ms;
 	uint8_t tx[LWS_PRE + SEND_GATHER_BYTES]; /* frames gathered for one write */
 	uv_timer_t sweep;                /* heartbeat timeouts, once a second */
 	uv_timer_t audit_timer;          /* hands audit events to the journal */

@@ -555,7 +555,19 @@ class Configured(Base):
     vanished client's `left` (SPEC 4.6: after the window) comes quickly."""
     daemon_kw = dict(server_extra="resume_window = 1s",
                      heartbeat_extra="interval = 7s\ntimeout = 30s",
-                     limits_extra="max_frame_bytes = 200")
+                     limits_extra="max_frame_bytes = 200\nwrite_coalesce = 30ms")
+
+    def test_write_coalesce_keeps_every_frame_in_order(self):
+        room = uniq("room")
+        got = self.spread(room, {0: 2, 1: 1})
+        s, l0, l1 = got[0][0], got[0][1], got[1][0]
+        time.sleep(SETTLE)
+        frames = make_frames("c", 40)
+        for f in frames:
+            s.send_binary(f)
+        want = [relayed(f, s.ssrc) for f in frames]
+        for l in (l0, l1):
+            self.assertEqual(collect_until(l, want[-1]), want)
 
     def test_heartbeat_s_follows_the_config(self):
         self.assertEqual(self.connect().welcome.get("heartbeat_s"), 7)

@@ -112,6 +112,7 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(C.outbound_queue_frames, 64);
 	ck_assert_int_eq(C.send_buffer, 65536);
 	ck_assert_int_eq(C.slow_consumer_timeout_ms, 5000);
+	ck_assert_int_eq(C.write_coalesce_ms, 0);
 	ck_assert_int_eq(C.heartbeat_interval_ms, 20000);
 	ck_assert_int_eq(C.heartbeat_timeout_ms, 45000);
 	ck_assert_int_eq(C.drain_timeout_ms, 30000);
@@ -328,8 +329,9 @@ END_TEST
 START_TEST(test_duration_config)
 {
 	OK("[server]\nresume_window = 2m\n[auth]\nleeway = 500ms\ned25519_public_key = " PK64 "\n"
-	   "[limits]\nslow_consumer_timeout = 1h\n[audit]\nretention = 30d\n");
+	   "[limits]\nslow_consumer_timeout = 1h\nwrite_coalesce = 20ms\n[audit]\nretention = 30d\n");
 	ck_assert_int_eq(C.resume_window_ms, 120000);
+	ck_assert_int_eq(C.write_coalesce_ms, 20);
 	ck_assert_int_eq(C.leeway_ms, 500);
 	ck_assert_int_eq(C.slow_consumer_timeout_ms, 3600000);
 	ck_assert_int_eq(C.audit_retention_ms, 30LL * 86400000);
@@ -341,6 +343,8 @@ START_TEST(test_duration_config)
 		"t.conf:2: value 50ms out of range 100ms..1h for interval");
 	ERR1("[audit]\nretention = 0s\n" AUTH,
 		"t.conf:2: value 0s out of range 1s..3650d for retention");
+	ERR1("[limits]\nwrite_coalesce = 1s\n" AUTH,
+		"t.conf:2: value 1s out of range 0ms..100ms for write_coalesce");
 }
 END_TEST
 

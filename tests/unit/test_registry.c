@@ -783,6 +783,36 @@ END_TEST
 
 /* ---- worker crash ------------------------------------------------------- */
 
+/* Parked sessions are counted: reg_expire looks at entries only while
+ * there are some, and resuming, expiring and removing give the count back. */
+START_TEST(test_park_resume_expire)
+{
+	reg_area *r = new_reg(16);
+	for (int k = 0; k < 6; k++)
+		ck_assert_int_eq(add(r, 0, k % 2 ? "odd" : "even", "u", "room", "10.0.0.1", k), k);
+	ck_assert_int_eq(reg_expire(r, 1000000, NULL, NULL), 0);
+	for (int k = 0; k < 4; k++)
+		reg_park(r, k, 100 + k);
+	reg_park(r, 0, 500);                      /* already parked: no change */
+	ck_assert_int_eq(r->resumable, 4);
+	ck_assert_int_eq(reg_ip_count(r, "10.0.0.1"), 2);
+	ck_assert_int_eq(reg_resume(r, 1, "odd", "u", 1, 1, "10.0.0.2", 7), 0);
+	ck_assert_int_eq(reg_resume(r, 1, "odd", "u", 1, 1, "10.0.0.2", 7), -1);  /* live again */
+	ck_assert_int_eq(reg_resume(r, 2, "odd", "u", 1, 1, "10.0.0.2", 7), -1);  /* wrong id */
+	ck_assert_int_eq(r->resumable, 3);
+	reg_remove(r, 3);                         /* a parked entry removed directly */
+	ck_assert_int_eq(r->resumable, 2);
+	ck_assert_int_eq(reg_expire(r, 99, NULL, NULL), 0);   /* none due yet */
+	ck_assert_int_eq(reg_expire(r, 102, NULL, NULL), 2);  /* entries 0 and 2 */
+	ck_assert_int_eq(r->resumable, 0);
+	ck_assert_int_eq(r->s[0].state, REG_FREE);
+	ck_assert_int_eq(r->s[1].state, REG_LIVE);
+	ck_assert_int_eq(r->s[2].state, REG_FREE);
+	ck_assert_int_eq(reg_ip_count(r, "10.0.0.2"), 1);
+	ck_assert_int_eq(r->live, 3);
+}
+END_TEST
+
 START_TEST(test_remove_proc)
 {
 	reg_area *r = new_reg(64);
@@ -889,6 +919,7 @@ static Suite *registry_suite(void)
 	tcase_add_test(ev, test_user_evict);
 	tcase_add_test(ev, test_user_evict_many);
 	tcase_add_test(ev, test_remove_proc);
+	tcase_add_test(ev, test_park_resume_expire);
 	suite_add_tcase(s, ev);
 	return s;
 }
