@@ -55,6 +55,17 @@ const char *bus_event_name(uint8_t event)
 	return event <= BUS_UNMUTED ? names[event] : "?";
 }
 
+int bus_batch_append(uint8_t *batch, size_t cap, size_t *len, const char *room, const bus_msg *m)
+{
+	size_t room_left = cap - *len;
+	size_t n = room_left > 2 ? bus_encode(batch + *len + 2, room_left - 2, room, m) : 0;
+	if (!n || n > 0xffff)
+		return -1;
+	put16(batch + *len, (uint16_t)n);
+	*len += 2 + n;
+	return 0;
+}
+
 int bus_batch_next(const bus_msg *batch, size_t *off, const uint8_t **inner, size_t *inner_len)
 {
 	if (*off == batch->payload_len)

@@ -25,10 +25,13 @@ enum bus_type { BUS_FRAME = 1, BUS_MEMBER = 2, BUS_CLOSE = 3, BUS_ADMIN = 4, BUS
 
 /* BUS_ADMIN: an operator's action, from the supervisor. event = the op;
  * for ops on one session the topic is its worker's, ssrc its registry index
- * and the payload "SESSION_ID\0TEXT"; ADMIN_SYSTEM goes to a room's topic,
- * or to BUS_ALL_TOPIC for every room, with the text as payload. */
+ * and the payload "SESSION_ID\0TEXT"; ADMIN_SYSTEM goes to
+ * BUS_ROOM_TOPIC_PREFIX + the room (every worker subscribes to the prefix
+ * and keeps what is for its rooms), or to BUS_ALL_TOPIC for every room, with
+ * the text as payload. */
 enum bus_admin_op { ADMIN_KICK = 1, ADMIN_MUTE, ADMIN_UNMUTE, ADMIN_MESSAGE, ADMIN_SYSTEM };
 #define BUS_ALL_TOPIC "\x02"
+#define BUS_ROOM_TOPIC_PREFIX "\x04"
 
 /* BUS_CLOSE asks the worker owning a session to close it. Its topic is the
  * worker's own, "\x01" + its process entry number (room names cannot hold
@@ -51,9 +54,12 @@ typedef struct bus_msg {
 size_t bus_encode(uint8_t *out, size_t cap, const char *room, const bus_msg *m);
 /* 0, or -1 for a malformed message (no NUL topic, short header, bad type). */
 int bus_decode(const uint8_t *p, size_t len, bus_msg *m);
-const char *bus_event_name(uint8_t event);
+const char *bus_event_name(uint8_t event);   /* "joined", "left", "muted", "unmuted" */
+/* Appends m (for room) as a record to the batch payload of *len bytes in
+ * batch[cap]: 0, or -1 (nothing appended) when it does not fit. */
+int bus_batch_append(uint8_t *batch, size_t cap, size_t *len, const char *room, const bus_msg *m);
 /* Iterates the records of a BUS_BATCH: 0 with the next record in inner and
  * inner_len, 1 at the end, -1 if malformed. Start with *off = 0. */
-int bus_batch_next(const bus_msg *batch, size_t *off, const uint8_t **inner, size_t *inner_len);   /* "joined", "left", "muted", "unmuted" */
+int bus_batch_next(const bus_msg *batch, size_t *off, const uint8_t **inner, size_t *inner_len);
 
 #endif

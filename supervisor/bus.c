@@ -35,14 +35,20 @@ static void sup_bus_send(supervisor *s, const char *topic, const bus_msg *m)
 		nng_send(s->bus, buf, n, NNG_FLAG_NONBLOCK);
 }
 
+/* Room traffic travels in batches (the topic every worker takes and filters
+ * by room, see worker/bus.c): a batch of one record. */
 static void publish_left(const reg_session *r, int index, void *arg)
 {
 	(void)index;
 	supervisor *s = arg;
-	sup_bus_send(s, r->room, &(bus_msg){ .type = BUS_MEMBER, .event = BUS_LEFT,
-	                                     .origin = (uint16_t)r->proc, .ssrc = r->ssrc,
-	                                     .payload = (const uint8_t *)r->user,
-	                                     .payload_len = strlen(r->user) });
+	uint8_t batch[2 * REG_NAME_MAX + BUS_HEADER_LEN + 8];
+	size_t len = 0;
+	bus_msg left = { .type = BUS_MEMBER, .event = BUS_LEFT, .origin = (uint16_t)r->proc,
+	                 .ssrc = r->ssrc, .payload = (const uint8_t *)r->user,
+	                 .payload_len = strlen(r->user) };
+	if (bus_batch_append(batch, sizeof batch, &len, r->room, &left) == 0)
+		sup_bus_send(s, BUS_BATCH_TOPIC, &(bus_msg){ .type = BUS_BATCH, .origin = left.origin,
+		                                             .payload = batch, .payload_len = len });
 }
 
 typedef struct gone_arg {
@@ -94,7 +100,10 @@ void sup_bus_admin_session(supervisor *s, const reg_session *r, int index, uint8
 /* A system message to a room's members, or to every room's with room NULL. */
 void sup_bus_system(supervisor *s, const char *room, const char *text)
 {
-	sup_bus_send(s, room ? room : BUS_ALL_TOPIC,
+	char topic[REG_NAME_MAX + 2];
+	if (room)
+		snprintf(topic, sizeof topic, "%s%s", BUS_ROOM_TOPIC_PREFIX, room);
+	sup_bus_send(s, room ? topic : BUS_ALL_TOPIC,
 	             &(bus_msg){ .type = BUS_ADMIN, .event = ADMIN_SYSTEM,
 	                         .payload = (const uint8_t *)text, .payload_len = strlen(text) });
 }

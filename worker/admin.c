@@ -52,7 +52,7 @@ void admin_on_bus(worker *w, const char *topic, const bus_msg *m)
 		size_t n = m->payload_len < sizeof text - 1 ? m->payload_len : sizeof text - 1;
 		memcpy(text, m->payload, n);
 		text[n] = '\0';
-		admin_system(w, topic[0] == BUS_ALL_TOPIC[0] ? NULL : topic, text);
+		admin_system(w, topic[0] == BUS_ROOM_TOPIC_PREFIX[0] ? topic + 1 : NULL, text);
 		return;
 	}
 	const char *arg;

@@ -4,11 +4,14 @@
  * (N = its entry in the shared area) and its SUB socket dials every other
  * live worker's address, found by scanning the shared area's process table
  * (at start, then every BUS_DISCOVER_MS). An entry that is reused by a
- * restarted worker keeps its address, and NNG redials it by itself. The SUB
- * side subscribes to "ROOM\0" exactly while the room has local members, so a
- * worker only receives the rooms it serves. Each frame is published once,
- * whatever the number of remote members; local members get it without a bus
- * hop. Pub/sub is best effort: a full queue drops the oldest message.
+ * restarted worker keeps its address, and NNG redials it by itself. Room
+ * traffic travels in one batch per loop turn (proto/bus.h) that every
+ * worker receives and filters by its local rooms: no subscription per room
+ * (NNG 1.5.2 keeps topics in a list it scans on every subscribe and every
+ * message: subscribing per room cost 9% of a worker's CPU in a handshake
+ * ramp). Each frame is published once, whatever the number of remote
+ * members; local members get it without a bus hop. Pub/sub is best effort:
+ * a full queue drops the oldest message.
  *
  * How a worker knows a room's members on other workers (welcome.members):
  * not from the bus but from the host-wide session registry in the shared
@@ -230,6 +233,8 @@ int bus_start(worker *w)
 	nng_socket_set(w->bus_sub, NNG_OPT_SUB_SUBSCRIBE, topic, strlen(topic) + 1);
 	nng_socket_set(w->bus_sub, NNG_OPT_SUB_SUBSCRIBE, BUS_ALL_TOPIC, sizeof BUS_ALL_TOPIC);
 	nng_socket_set(w->bus_sub, NNG_OPT_SUB_SUBSCRIBE, BUS_BATCH_TOPIC, sizeof BUS_BATCH_TOPIC);
+	nng_socket_set(w->bus_sub, NNG_OPT_SUB_SUBSCRIBE, BUS_ROOM_TOPIC_PREFIX,
+	               strlen(BUS_ROOM_TOPIC_PREFIX));  /* a prefix: every room's */
 	uv_check_init(&w->loop, &w->bus_turn);
 	uv_check_start(&w->bus_turn, on_loop_turn);
 	uv_async_init(&w->loop, &w->bus_async, on_bus_wakeup);
@@ -246,28 +251,6 @@ void bus_stop(worker *w)
 	nng_aio_stop(w->bus_aio);  /* waits for a running callback */
 	uv_close((uv_handle_t *)&w->bus_async, NULL);
 	uv_close((uv_handle_t *)&w->bus_discover, NULL);
-}
-
-static void bus_topic(const char *room, char *buf, size_t *len)
-{
-	*len = strlen(room) + 1;
-	memcpy(buf, room, *len);
-}
-
-void bus_subscribe(worker *w, const char *room)
-{
-	char topic[REG_NAME_MAX + 2];
-	size_t len;
-	bus_topic(room, topic, &len);
-	nng_socket_set(w->bus_sub, NNG_OPT_SUB_SUBSCRIBE, topic, len);
-}
-
-void bus_unsubscribe(worker *w, const char *room)
-{
-	char topic[REG_NAME_MAX + 2];
-	size_t len;
-	bus_topic(room, topic, &len);
-	nng_socket_set(w->bus_sub, NNG_OPT_SUB_UNSUBSCRIBE, topic, len);
 }
 
 static void bus_send_encoded(worker *w, size_t n)
@@ -305,15 +288,9 @@ void bus_publish(worker *w, const char *room, uint8_t type, uint8_t event, uint3
 		bus_send_encoded(w, bus_encode(w->bus_buf, sizeof w->bus_buf, room, &m));
 		return;
 	}
-	for (int tries = 0; tries < 2; tries++) {
-		size_t room_ = sizeof w->batch - w->batch_len;
-		size_t n = room_ > 2 ? bus_encode(w->batch + w->batch_len + 2, room_ - 2, room, &m) : 0;
-		if (n) {
-			w->batch[w->batch_len] = (uint8_t)(n >> 8);
-			w->batch[w->batch_len + 1] = (uint8_t)n;
-			w->batch_len += 2 + n;
-			return;
-		}
-		bus_flush(w);  /* full: send what is there, then try once more */
-	}
+	if (bus_batch_append(w->batch, sizeof w->batch, &w->batch_len, room, &m) == 0)
+		return;
+	bus_flush(w);  /* full: send what is there, then try once more */
+	bus_batch_append(w->batch, sizeof w->batch, &w->batch_len, room, &m);
 }
+

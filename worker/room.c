@@ -1,6 +1,6 @@
 /* room.c: the rooms this worker has members in. A room exists here while it
- * has at least one local member; the worker is subscribed to its bus topic
- * exactly that long. Fan-out to local members shares one buffer. */
+ * has at least one local member (bus traffic for other rooms is dropped on
+ * arrival). Fan-out to local members shares one buffer. */
 #include "worker/worker.h"
 #include "common/log.h"
 #include "proto/bus.h"
@@ -23,7 +23,6 @@ local_room *room_enter(worker *w, session *s, const char *name)
 			return NULL;
 		snprintf(r->name, sizeof r->name, "%s", name);
 		HASH_ADD_STR(w->rooms, name, r);
-		bus_subscribe(w, name);
 	}
 	DL_APPEND2(r->members, s, room_prev, room_next);
 	r->n++;
@@ -40,7 +39,6 @@ void room_exit(worker *w, session *s)
 	s->room = NULL;
 	if (--r->n > 0)
 		return;
-	bus_unsubscribe(w, r->name);
 	HASH_DEL(w->rooms, r);
 	free(r);
 }

@@ -4,8 +4,8 @@
  * first, never dropped: overflowing it means the client does not read, and
  * it is closed 4002) and audio (shared frame buffers, at most
  * outbound_queue_frames; when full the oldest frame is dropped). Both rings
- * start empty and grow on demand, so an idle connection holds no queue
- * memory.
+ * start empty and grow on demand, and the control ring is released once
+ * written, so an idle connection holds no queue memory.
  *
  * Writes are corked: session_send() only queues and marks the session
  * dirty; once per loop turn (a uv_check, after all the I/O of the turn)
@@ -226,6 +226,8 @@ static int write_queued(worker *w, session *s)
 	}
 	if (ptrq_empty(&s->audio))
 		s->overflow_since_ms = 0;
+	if (ptrq_empty(&s->ctrl) && s->ctrl.cap)
+		ptrq_free(&s->ctrl);  /* control messages are rare: idle sessions keep no ring */
 	return rc;
 }
 

@@ -210,8 +210,6 @@ void room_member_event(worker *w, session *s, uint8_t event);  /* local + bus */
 int bus_start(worker *w);
 void bus_stop(worker *w);
 int bus_connected(worker *w);     /* 1 once the mesh with every live peer is up */
-void bus_subscribe(worker *w, const char *room);
-void bus_unsubscribe(worker *w, const char *room);
 void bus_close_remote(worker *w, int reg_index, uint16_t code);
 void bus_publish(worker *w, const char *room, uint8_t type, uint8_t event, uint32_t ssrc,
                  int64_t recv_us, const void *payload, size_t len);

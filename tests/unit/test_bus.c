@@ -225,12 +225,9 @@ START_TEST(test_batch)
 	for (int i = 0; i < 2; i++) {
 		bus_msg f = { .type = BUS_FRAME, .ssrc = (uint32_t)(7 + i), .payload = rtp,
 		              .payload_len = sizeof rtp };
-		size_t n = bus_encode(recs + len + 2, sizeof recs - len - 2, rooms[i], &f);
-		ck_assert_uint_gt(n, 0);
-		recs[len] = (uint8_t)(n >> 8);
-		recs[len + 1] = (uint8_t)n;
-		len += 2 + n;
+		ck_assert_int_eq(bus_batch_append(recs, sizeof recs, &len, rooms[i], &f), 0);
 	}
+	ck_assert_uint_eq(len, 2 * 2 + (2 + 16 + 12) + (3 + 16 + 12));
 	bus_msg b = { .type = BUS_BATCH, .payload = recs, .payload_len = len }, m, got;
 	size_t n = bus_encode(out, sizeof out, BUS_BATCH_TOPIC, &b);
 	ck_assert_int_eq(bus_decode(out, n, &m), 0);
@@ -260,6 +257,22 @@ START_TEST(test_batch)
 }
 END_TEST
 
+/* A record that does not fit leaves the batch as it was. */
+START_TEST(test_batch_full)
+{
+	uint8_t recs[64], rtp[12] = { 0x80, 111 };
+	bus_msg f = { .type = BUS_FRAME, .payload = rtp, .payload_len = sizeof rtp };
+	size_t len = 0;
+	ck_assert_int_eq(bus_batch_append(recs, sizeof recs, &len, "room", &f), 0);
+	ck_assert_uint_eq(len, 2 + 5 + 16 + 12);
+	ck_assert_int_eq(bus_batch_append(recs, sizeof recs, &len, "room", &f), -1);
+	ck_assert_uint_eq(len, 35);
+	ck_assert_int_eq(bus_batch_append(recs, 36, &len, "r", &f), -1);  /* 1 byte left */
+	ck_assert_int_eq(bus_batch_append(recs, 37, &len, "r", &f), -1);  /* the length only */
+	ck_assert_uint_eq(len, 35);
+}
+END_TEST
+
 static Suite *bus_suite(void)
 {
 	Suite *s = suite_create("bus");
@@ -273,6 +286,7 @@ static Suite *bus_suite(void)
 	tcase_add_test(tc, test_decode_rejects);
 	tcase_add_test(tc, test_topic_prefix);
 	tcase_add_test(tc, test_batch);
+	tcase_add_test(tc, test_batch_full);
 	suite_add_tcase(s, tc);
 	return s;
 }
