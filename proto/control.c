@@ -66,29 +66,156 @@ static char *dump(json_t *o)
 	return s;
 }
 
-json_t *ctl_member_entry(const char *user, uint32_t ssrc, int muted)
+/* -- the messages of every connect, written directly ---------------------
+ *
+ * welcome, member events and member lists go out on every handshake (a
+ * welcome, and a member event to each member of the room): building them
+ * with jansson (pack, then dump with preserved key order) was a quarter of a
+ * worker's CPU in a handshake ramp (perf). They have a fixed shape, so they
+ * are written straight into a buffer; their strings are escaped as jansson
+ * does (quote, backslash, control characters; UTF-8 passes as it is). */
+
+static int buf_reserve(ctl_buf *b, size_t more)
 {
-	return json_pack("{s:s, s:I, s:b}", "user", user, "ssrc", (json_int_t)ssrc, "muted", muted);
+	if (b->failed)
+		return -1;
+	if (b->len + more + 1 <= b->cap)
+		return 0;
+	size_t cap = b->cap ? b->cap : 256;
+	while (cap < b->len + more + 1)
+		cap *= 2;
+	char *p = realloc(b->p, cap);
+	if (!p) {
+		b->failed = 1;
+		return -1;
+	}
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+static void buf_raw(ctl_buf *b, const char *s, size_t n)
+{
+	if (buf_reserve(b, n) < 0)
+		return;
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void buf_lit(ctl_buf *b, const char *s) { buf_raw(b, s, strlen(s)); }
+
+static void buf_str(ctl_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	buf_raw(b, "\"", 1);
+	for (const char *run = s;; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		buf_raw(b, run, (size_t)(s - run));
+		if (!c)
+			break;
+		char esc[6] = { '\\', (char)c, 0, 0, 0, 0 };
+		size_t n = 2;
+		const char *shortform = c < 0x20 ? strchr("\bb\ff\nn\rr\tt", c) : NULL;
+		if (shortform)
+			esc[1] = shortform[1];
+		else if (c < 0x20) {
+			memcpy(esc + 1, "u00", 3);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			n = 6;
+		}
+		buf_raw(b, esc, n);
+		run = s + 1;
+	}
+	buf_raw(b, "\"", 1);
+}
+
+static void buf_num(ctl_buf *b, int64_t v)
+{
+	char n[24];
+	buf_raw(b, n, (size_t)snprintf(n, sizeof n, "%lld", (long long)v));
+}
+
+/* The buffer's text handed over as a malloc'd string, or NULL. */
+static char *buf_take(ctl_buf *b)
+{
+	if (b->failed || !b->p) {
+		free(b->p);
+		return NULL;
+	}
+	return b->p;
+}
+
+void ctl_members_add(ctl_buf *members, const char *user, uint32_t ssrc, int muted)
+{
+	buf_lit(members, members->len ? ",{\"user\":" : "{\"user\":");
+	buf_str(members, user);
+	buf_lit(members, ",\"ssrc\":");
+	buf_num(members, ssrc);
+	buf_lit(members, muted ? ",\"muted\":true}" : ",\"muted\":false}");
+}
+
+void ctl_buf_free(ctl_buf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof *b);
+}
+
+static void buf_members(ctl_buf *b, const ctl_buf *members)
+{
+	buf_lit(b, ",\"members\":[");
+	if (members->failed)
+		b->failed = 1;
+	else if (members->len)
+		buf_raw(b, members->p, members->len);
+	buf_lit(b, "]}");
 }
 
 char *ctl_welcome(const char *session, const char *user, const char *room, uint32_t ssrc,
-                  int worker, int heartbeat_s, const char *resume, json_t *members)
+                  int worker, int heartbeat_s, const char *resume, const ctl_buf *members)
 {
-	return dump(json_pack("{s:s, s:s, s:s, s:s, s:I, s:i, s:i, s:s, s:o}", "type", "welcome",
-	                      "session", session, "user", user, "room", room, "ssrc",
-	                      (json_int_t)ssrc, "worker", worker, "heartbeat_s", heartbeat_s,
-	                      "resume", resume, "members", members));
+	ctl_buf b = { 0 };
+	buf_lit(&b, "{\"type\":\"welcome\",\"session\":");
+	buf_str(&b, session);
+	buf_lit(&b, ",\"user\":");
+	buf_str(&b, user);
+	buf_lit(&b, ",\"room\":");
+	buf_str(&b, room);
+	buf_lit(&b, ",\"ssrc\":");
+	buf_num(&b, ssrc);
+	buf_lit(&b, ",\"worker\":");
+	buf_num(&b, worker);
+	buf_lit(&b, ",\"heartbeat_s\":");
+	buf_num(&b, heartbeat_s);
+	buf_lit(&b, ",\"resume\":");
+	buf_str(&b, resume);
+	buf_members(&b, members);
+	return buf_take(&b);
 }
 
-char *ctl_joined(const char *room, json_t *members)
+char *ctl_joined(const char *room, const ctl_buf *members)
 {
-	return dump(json_pack("{s:s, s:s, s:o}", "type", "joined", "room", room, "members", members));
+	ctl_buf b = { 0 };
+	buf_lit(&b, "{\"type\":\"joined\",\"room\":");
+	buf_str(&b, room);
+	buf_members(&b, members);
+	return buf_take(&b);
 }
 
 char *ctl_member_event(const char *event, const char *user, uint32_t ssrc)
 {
-	return dump(json_pack("{s:s, s:s, s:s, s:I}", "type", "member", "event", event, "user", user,
-	                      "ssrc", (json_int_t)ssrc));
+	ctl_buf b = { 0 };
+	buf_lit(&b, "{\"type\":\"member\",\"event\":");
+	buf_str(&b, event);
+	buf_lit(&b, ",\"user\":");
+	buf_str(&b, user);
+	buf_lit(&b, ",\"ssrc\":");
+	buf_num(&b, ssrc);
+	buf_lit(&b, "}");
+	return buf_take(&b);
 }
 
 char *ctl_pong(json_t *id, int64_t t_ms)

@@ -23,11 +23,19 @@ typedef struct ctl_request {
 ctl_type ctl_parse(const char *text, size_t len, ctl_request *req);
 void ctl_request_clear(ctl_request *req);
 
-/* members: a JSON array of {"user","ssrc","muted"}; the builders take a reference. */
-json_t *ctl_member_entry(const char *user, uint32_t ssrc, int muted);
+/* A growing text buffer: members lists are built in one, entry by entry
+ * ({"user","ssrc","muted"}, comma-separated). Start zeroed; an allocation
+ * failure makes the message built from it NULL. */
+typedef struct ctl_buf {
+	char *p;
+	size_t len, cap;
+	int failed;
+} ctl_buf;
+void ctl_members_add(ctl_buf *members, const char *user, uint32_t ssrc, int muted);
+void ctl_buf_free(ctl_buf *b);
 char *ctl_welcome(const char *session, const char *user, const char *room, uint32_t ssrc,
-                  int worker, int heartbeat_s, const char *resume, json_t *members);
-char *ctl_joined(const char *room, json_t *members);
+                  int worker, int heartbeat_s, const char *resume, const ctl_buf *members);
+char *ctl_joined(const char *room, const ctl_buf *members);
 char *ctl_member_event(const char *event, const char *user, uint32_t ssrc);
 char *ctl_pong(json_t *id, int64_t t_ms);
 char *ctl_error(const char *code, const char *msg);

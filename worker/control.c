@@ -51,7 +51,10 @@ static void on_join(worker *w, session *s, const char *room)
 		room_member_event(w, s, BUS_JOINED);
 		event_session(w, "join", s, NULL, NULL);
 	}
-	session_send_text(w, s, ctl_joined(room, session_room_members(w, room, s->reg)));
+	ctl_buf members = { 0 };
+	session_room_members(w, room, s->reg, &members);
+	session_send_text(w, s, ctl_joined(room, &members));
+	ctl_buf_free(&members);
 }
 
 /* Self mute, or an operator's: members hear it once per change. */

@@ -170,7 +170,7 @@ void session_sweep(worker *w)
 }
 
 typedef struct members_arg {
-	json_t *list;
+	ctl_buf *list;
 	int except;
 } members_arg;
 
@@ -178,14 +178,13 @@ static void add_member(const reg_session *r, int index, void *arg)
 {
 	members_arg *a = arg;
 	if (index != a->except)
-		json_array_append_new(a->list, ctl_member_entry(r->user, r->ssrc, r->muted));
+		ctl_members_add(a->list, r->user, r->ssrc, r->muted);
 }
 
-json_t *session_room_members(worker *w, const char *room, int except_reg)
+void session_room_members(worker *w, const char *room, int except_reg, ctl_buf *out)
 {
-	members_arg a = { json_array(), except_reg };
+	members_arg a = { out, except_reg };
 	reg_each_in_room(w->reg, room, add_member, &a);
-	return a.list;
 }
 
 /* 96 random bits, base64url. Drawn from a pool refilled every
@@ -274,10 +273,12 @@ int session_open(worker *w, session *s, struct lws *wsi)
 	atomic_fetch_add_explicit(&w->shm->host_connections, 1, memory_order_relaxed);
 
 	resume_make(w->shm->resume_key, r->id, s->reg, c->sub, resume, sizeof resume);
-	json_t *members = session_room_members(w, r->room, s->reg);
+	ctl_buf members = { 0 };
+	session_room_members(w, r->room, s->reg, &members);
 	session_send_text(w, s, ctl_welcome(r->id, c->sub, r->room, s->ssrc, w->slot,
 	                                    (int)(w->cfg.heartbeat_interval_ms / 1000), resume,
-	                                    members));
+	                                    &members));
+	ctl_buf_free(&members);
 	room_enter(w, s, r->room);
 	if (!resumed)
 		room_member_event(w, s, BUS_JOINED);

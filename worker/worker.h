@@ -15,6 +15,7 @@
 #include "common/token.h"
 #include "common/ptrq.h"
 #include "common/ratelimit.h"
+#include "proto/control.h"
 #include "proto/rtp.h"
 #include "worker/msgbuf.h"
 
@@ -181,7 +182,7 @@ void session_close_for(session *s, uint16_t code, const char *reason);
 void session_peer_closed(session *s, const void *payload, size_t len);
 void session_sweep(worker *w);       /* heartbeat.timeout: close 4008 */
 void session_evict(worker *w, int reg_index, uint16_t code);
-json_t *session_room_members(worker *w, const char *room, int except_reg);
+void session_room_members(worker *w, const char *room, int except_reg, ctl_buf *out);
 
 /* control.c */
 void control_on_message(worker *w, session *s, const char *text, size_t len);

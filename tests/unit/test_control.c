@@ -281,23 +281,51 @@ static void assert_member(json_t *m, const char *user, json_int_t ssrc, int mute
 	ck_assert_int_eq(json_is_true(v), muted);
 }
 
+/* The members list is JSON array content: parsed inside brackets. */
 START_TEST(test_member_entry)
 {
-	json_t *m = ctl_member_entry("U2", 77, 0);
-	assert_member(m, "U2", 77, 0);
-	json_decref(m);
-	m = ctl_member_entry("x", 0xffffffffu, 5);
-	assert_member(m, "x", 0xffffffffll, 1);   /* full uint32 range, not negative */
-	json_decref(m);
+	ctl_buf b = { 0 };
+	ctl_members_add(&b, "U2", 77, 0);
+	ctl_members_add(&b, "x", 0xffffffffu, 5);
+	char text[256];
+	snprintf(text, sizeof text, "[%s]", b.p);
+	json_t *a = json_loads(text, 0, NULL);
+	ck_assert_ptr_nonnull(a);
+	ck_assert_uint_eq(json_array_size(a), 2);
+	assert_member(json_array_get(a, 0), "U2", 77, 0);
+	assert_member(json_array_get(a, 1), "x", 0xffffffffll, 1);  /* full uint32, not negative */
+	json_decref(a);
+	ctl_buf_free(&b);
+	ck_assert_ptr_null(b.p);
+}
+END_TEST
+
+/* Strings come out as jansson writes them: every byte that needs escaping,
+ * UTF-8 as it is; the same text as json_dumps for the same object. */
+START_TEST(test_member_event_escaping_matches_jansson)
+{
+	char user[64];
+	for (int c = 1; c < 0x80; c++) {
+		snprintf(user, sizeof user, "a%cb\"\\\xc3\xa9\x1f", c);
+		char *mine = ctl_member_event("joined", user, 42);
+		json_t *o = json_pack("{s:s, s:s, s:s, s:I}", "type", "member", "event", "joined",
+		                      "user", user, "ssrc", (json_int_t)42);
+		char *ref = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		ck_assert_str_eq(mine, ref);
+		free(mine);
+		free(ref);
+		json_decref(o);
+	}
 }
 END_TEST
 
 START_TEST(test_welcome)
 {
-	json_t *members = json_array();
-	json_array_append_new(members, ctl_member_entry("U2", 77, 0));
-	json_array_append_new(members, ctl_member_entry("U3", 4000000000u, 1));
-	char *s = ctl_welcome("S", "U", "R", 1234, 0, 20, "RESUME", members);
+	ctl_buf members = { 0 }, none = { 0 };
+	ctl_members_add(&members, "U2", 77, 0);
+	ctl_members_add(&members, "U3", 4000000000u, 1);
+	char *s = ctl_welcome("S", "U", "R", 1234, 0, 20, "RESUME", &members);
+	ctl_buf_free(&members);
 	json_t *o = load_built(s, 9, "welcome");
 	assert_str_field(o, "session", "S");
 	assert_str_field(o, "user", "U");
@@ -314,7 +342,7 @@ START_TEST(test_welcome)
 	json_decref(o);
 
 	/* no other members; names that need escaping; large ssrc and worker */
-	s = ctl_welcome("id\"1", "us\\er", "caf\xc3\xa9\x7f", 0xffffffffu, 7, 1, "r.e", json_array());
+	s = ctl_welcome("id\"1", "us\\er", "caf\xc3\xa9\x7f", 0xffffffffu, 7, 1, "r.e", &none);
 	o = load_built(s, 9, "welcome");
 	assert_str_field(o, "session", "id\"1");
 	assert_str_field(o, "user", "us\\er");
@@ -331,17 +359,19 @@ END_TEST
 
 START_TEST(test_joined)
 {
-	json_t *members = json_array();
-	json_array_append_new(members, ctl_member_entry("a", 1, 1));
-	json_t *o = load_built(ctl_joined("R2", members), 3, "joined");
+	ctl_buf members = { 0 }, none = { 0 }, broken = { .failed = 1 };
+	ctl_members_add(&members, "a", 1, 1);
+	json_t *o = load_built(ctl_joined("R2", &members), 3, "joined");
+	ctl_buf_free(&members);
 	assert_str_field(o, "room", "R2");
 	json_t *ms = json_object_get(o, "members");
 	ck_assert_uint_eq(json_array_size(ms), 1);
 	assert_member(json_array_get(ms, 0), "a", 1, 1);
 	json_decref(o);
-	o = load_built(ctl_joined("empty", json_array()), 3, "joined");
+	o = load_built(ctl_joined("empty", &none), 3, "joined");
 	ck_assert_uint_eq(json_array_size(json_object_get(o, "members")), 0);
 	json_decref(o);
+	ck_assert_ptr_null(ctl_joined("r", &broken));  /* a list that ran out of memory */
 }
 END_TEST
 
@@ -422,6 +452,7 @@ static Suite *control_suite(void)
 
 	TCase *b = tcase_create("build");
 	tcase_add_test(b, test_member_entry);
+	tcase_add_test(b, test_member_event_escaping_matches_jansson);
 	tcase_add_test(b, test_welcome);
 	tcase_add_test(b, test_joined);
 	tcase_add_test(b, test_member_event);
