@@ -425,6 +425,28 @@ START_TEST(test_alg_key_not_configured)
 }
 END_TEST
 
+/* The last header's verdict is remembered: it must follow the keys, in
+ * both directions, with the same header every time. */
+START_TEST(test_header_verdict_follows_keys)
+{
+	char tok[TOKEN_MAX_LEN];
+	token_claims c = base_claims(), got;
+	ck_assert_int_gt(mint_hs(&c, tok, sizeof tok), 0);
+	token_keys k = both_keys(), only_ed = { NULL, 0, ed_pk };
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(token_verify(tok, strlen(tok), &k, NOW, LEEWAY, &got), TOKEN_OK);
+		ck_assert_int_eq(token_verify(tok, strlen(tok), &only_ed, NOW, LEEWAY, &got),
+		                 TOKEN_BAD_ALG);
+	}
+	k.hs256_len = 0;  /* the same keys struct, changed */
+	ck_assert_int_eq(token_verify(tok, strlen(tok), &k, NOW, LEEWAY, &got), TOKEN_BAD_ALG);
+	k.hs256_len = sizeof hs_key;
+	ck_assert_int_eq(token_verify(tok, strlen(tok), &k, NOW, LEEWAY, &got), TOKEN_OK);
+	tok[3] ^= 1;  /* another header: decoded again, and broken */
+	ck_assert_int_ne(token_verify(tok, strlen(tok), &k, NOW, LEEWAY, &got), TOKEN_OK);
+}
+END_TEST
+
 START_TEST(test_typ)
 {
 	ck_assert_int_eq(verify_hs_header("{\"alg\":\"HS256\",\"typ\":\"jwt\"}"), TOKEN_OK);
@@ -852,6 +874,7 @@ static Suite *token_suite(void)
 	tcase_add_test(hdr, test_alg_none);
 	tcase_add_test(hdr, test_alg_other);
 	tcase_add_test(hdr, test_alg_key_not_configured);
+	tcase_add_test(hdr, test_header_verdict_follows_keys);
 	tcase_add_test(hdr, test_typ);
 	tcase_add_test(hdr, test_header_garbage);
 	suite_add_tcase(s, hdr);
