@@ -810,6 +810,7 @@ START_TEST(test_park_resume_expire)
 	ck_assert_int_eq(r->s[2].state, REG_FREE);
 	ck_assert_int_eq(reg_ip_count(r, "10.0.0.2"), 1);
 	ck_assert_int_eq(r->live, 3);
+	free_reg(r);
 }
 END_TEST
 
