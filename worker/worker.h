@@ -137,7 +137,9 @@ typedef struct worker {
 	uint8_t bus_buf[64 * 1024];
 	uint8_t batch[60 * 1024];        /* frames of this loop turn, see proto/bus.h */
 	size_t batch_len;
-	uv_check_t bus_turn;             /* flushes the batch once per loop turn */
+	uv_check_t bus_turn;             /* flushes the batch once per loop turn ... */
+	uv_timer_t bus_flush_timer;      /* ... at most once per BUS_FLUSH_MS */
+	int64_t bus_flushed_ms;
 } worker;
 
 /* Entry point of "audiogwd --worker ..." (started by the supervisor only). */
