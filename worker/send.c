@@ -13,7 +13,8 @@
  * gathered into one buffer and one lws_write(LWS_WRITE_RAW): one send() for
  * everything a client got during the turn (frames from local speakers and
  * from the bus batch, member events, pings). The busier the worker, the
- * longer its turns and the more frames share a syscall. Server frames are
+ * longer its turns and the more frames share a syscall; limits.write_coalesce
+ * stretches that to at most one write per interval. Server frames are
  * framed here (FIN, opcode, no mask, 1/3/9-byte length); lws sends RAW
  * bytes as they are and keeps what the socket did not take, reporting it
  * with lws_partial_buffered() (no syscall, unlike lws_send_pipe_choked(),
