@@ -3,6 +3,7 @@
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -132,6 +133,20 @@ class Fleet(unittest.TestCase):
             self.assertEqual(c.recv_json()["type"], "welcome")
             c.send_json({"type": "ping", "id": 1})
             self.assertEqual(c.recv_json()["type"], "pong")
+            # audio through TLS: frames gathered into one write arrive whole, in order
+            l = WS(d.port, token=mint("tls-listener", "r"), tls=True)
+            self.assertEqual(l.recv_json()["type"], "welcome")
+            frames = [struct.pack("!BBHII", 0x80, 111, i, i * 960, 0) + bytes([i]) * 80
+                      for i in range(30)]
+            for f in frames:
+                c.send_binary(f)
+            got = []
+            while len(got) < len(frames):
+                m = l.recv(timeout=10)
+                self.assertNotEqual(m[0], "close", m)
+                if m[0] == "binary":
+                    got.append(bytes(m[1]))
+            self.assertEqual([g[:8] + g[12:] for g in got], [f[:8] + f[12:] for f in frames])
             with self.assertRaises(Exception):  # plain ws:// is not served on a TLS listener
                 WS(d.port, token=mint("plain", "r"), timeout=3).recv_json(timeout=3)
         shutil.rmtree(tmp)
