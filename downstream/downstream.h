@@ -81,6 +81,7 @@ typedef struct downstream {
 	int sub_open, sub_fd;
 	int dialed[SHM_MAX_PROCS], dialed_sup;
 	_Atomic int sub_pipes;
+	int logged_pipes;                /* the count last logged ("bus_pipes") */
 	/* commands */
 	nng_socket cmd;
 	int cmd_fd;

@@ -743,6 +743,18 @@ static void restore_state(downstream *d)
 
 /* ---- the loop ---- */
 
+/* Publishers come and go (workers start, restart, retire): the count is
+ * logged when it changes, so an operator (and a test) can tell when frames
+ * from every worker reach the recordings, forwards and tap. */
+static void log_bus_pipes(downstream *d)
+{
+	int pipes = atomic_load(&d->sub_pipes);
+	if (pipes == d->logged_pipes)
+		return;
+	d->logged_pipes = pipes;
+	log_info("bus_pipes", "connected to %d publishers (the supervisor and the workers)", pipes);
+}
+
 static void run(downstream *d)
 {
 	int64_t next_tick = clock_mono_ms() + DS_TICK_MS;
@@ -760,6 +772,7 @@ static void run(downstream *d)
 			next_tick = clock_mono_ms() + DS_TICK_MS;
 			if (bus_dialing(d))
 				bus_dial(d);
+			log_bus_pipes(d);
 			recorder_tick(d->recorder);
 		}
 	}

@@ -439,6 +439,10 @@ class Tap(unittest.TestCase):
         with Daemon(workers=2, downstream_extra="tap = ipc://./run/tap.ipc") as d:
             url = "ipc://%s/run/tap.ipc" % d.dir
             wait_for(lambda: os.path.exists(url[6:]), what="the tap socket")
+            # the tap gets what the downstream process hears: wait until it
+            # hears the supervisor and both workers
+            wait_for(lambda: any(l.get("msg", "").startswith("connected to 3 ")
+                                 for l in d.log_lines("bus_pipes")), what="downstream on the bus")
             probe = subprocess.Popen([TAP_PROBE, url, "t1", "20", "3000"], stdout=subprocess.PIPE, text=True)
             self.assertEqual(probe.stdout.readline().strip(), "connected")
             a, a_ssrc = speaker(d, "alice", "t1")
