@@ -27,6 +27,14 @@ int sup_bus_open(supervisor *s)
 	return 0;
 }
 
+/* At exit: NNG frees the messages still queued to subscribers (a "left"
+ * sent while the dead worker's pipe was going away stayed queued). */
+void sup_bus_close(supervisor *s)
+{
+	if (nng_socket_id(s->bus) > 0)
+		nng_close(s->bus);
+}
+
 static void sup_bus_send(supervisor *s, const char *topic, const bus_msg *m)
 {
 	static uint8_t buf[16384];

@@ -221,6 +221,7 @@ out:
 	fleet_free(s);
 	sup_downstream_close(s);
 	sup_audit_close(s);
+	sup_bus_close(s);
 	listeners_close(&s->listeners);
 	runfile_release(s);
 	return rc;

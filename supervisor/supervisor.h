@@ -93,6 +93,7 @@ int listeners_reopen(listener_set *cur, listener_set *next, const cfg *oldc, con
 
 /* bus.c */
 int sup_bus_open(supervisor *s);
+void sup_bus_close(supervisor *s);
 int sup_bus_worker_gone(supervisor *s, int proc);  /* sessions it held, now removed or parked */
 int sup_bus_expire_resumable(supervisor *s);
 void sup_bus_admin_session(supervisor *s, const reg_session *r, int index, uint8_t op,
