@@ -358,43 +358,50 @@ static int within_rate(worker *w, session *s)
 	return 0;
 }
 
-static void on_audio(worker *w, session *s, const uint8_t *p, size_t len)
+/* An audio frame, in a pooled buffer of its own (the caller's reference):
+ * checked, its SSRC rewritten in place, then shared by every local member's
+ * queue and published once on the bus. */
+static void on_audio(worker *w, session *s, msgbuf *m)
 {
 	reg_session *r = &w->reg->s[s->reg];
+	const uint8_t *p = msgbuf_payload(m);
 	atomic_fetch_add_explicit(&w->me->c.frames_in, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&w->me->c.bytes_in, len, memory_order_relaxed);
+	atomic_fetch_add_explicit(&w->me->c.bytes_in, m->len, memory_order_relaxed);
 	atomic_fetch_add_explicit(&r->frames_in, 1, memory_order_relaxed);
-	int drop = rtp_check(p, len) != RTP_OK ? DROP_INVALID
-	         : s->listen_only              ? DROP_LISTEN_ONLY
-	         : s->muted                    ? DROP_MUTED
-	         : !within_rate(w, s)          ? DROP_RATE : -1;
+	int drop = rtp_check(p, m->len) != RTP_OK ? DROP_INVALID
+	         : s->listen_only                 ? DROP_LISTEN_ONLY
+	         : s->muted                       ? DROP_MUTED
+	         : !within_rate(w, s)             ? DROP_RATE : -1;
 	if (drop >= 0) {
 		session_count_drop(w, s, drop);
 		return;
 	}
 	rtp_seq_update(&s->seq, rtp_seq(p));
-	msgbuf *m = msgbuf_audio();
-	if (!m) {
-		session_count_drop(w, s, DROP_QUEUE);
-		return;
-	}
-	memcpy(msgbuf_payload(m), p, len);
-	m->len = (uint32_t)len;
 	m->recv_us = clock_mono_us();
 	m->sampled = (++w->frames_seen & LATENCY_SAMPLE_MASK) == 0;
 	rtp_set_ssrc(msgbuf_payload(m), s->ssrc);
 	atomic_store_explicit(&r->last_audio_ms, m->recv_us / 1000, memory_order_relaxed);
 	room_relay(w, s->room, m, s);
-	bus_publish(w, s->room->name, BUS_FRAME, 0, s->ssrc, m->recv_us, msgbuf_payload(m), len);
-	msgbuf_unref(m);
+	bus_publish(w, s->room->name, BUS_FRAME, 0, s->ssrc, m->recv_us, p, m->len);
 }
 
-static void on_message(worker *w, session *s, const void *data, size_t len, int binary)
+/* A whole message still in lws's buffer: audio is copied into a pooled
+ * buffer (it outlives this callback in the members' queues). */
+static void on_message_in_place(worker *w, session *s, const void *data, size_t len, int binary)
 {
-	if (binary)
-		on_audio(w, s, data, len);
-	else
+	if (!binary) {
 		control_on_message(w, s, data, len);
+		return;
+	}
+	msgbuf *m = msgbuf_audio();
+	if (!m) {
+		session_count_drop(w, s, DROP_QUEUE);
+		return;
+	}
+	memcpy(msgbuf_payload(m), data, len);
+	m->len = (uint32_t)len;
+	on_audio(w, s, m);
+	msgbuf_unref(m);
 }
 
 /* lws hands a message over in pieces when a socket read ends inside it (or
@@ -418,7 +425,7 @@ int session_on_receive(worker *w, session *s, const void *in, size_t len)
 	int binary = lws_frame_is_binary(s->wsi);
 	if (complete && !s->partial) {
 		s->msg_bytes = 0;
-		on_message(w, s, in, len, binary);
+		on_message_in_place(w, s, in, len, binary);
 		return 0;
 	}
 	if (!s->partial && !(s->partial = msgbuf_audio()))
@@ -426,10 +433,13 @@ int session_on_receive(worker *w, session *s, const void *in, size_t len)
 	memcpy(msgbuf_payload(s->partial) + s->partial->len, in, len);
 	s->partial->len += (uint32_t)len;
 	if (complete) {
-		msgbuf *m = s->partial;
+		msgbuf *m = s->partial;  /* gathered: the frame's buffer as it is */
 		s->partial = NULL;
 		s->msg_bytes = 0;
-		on_message(w, s, msgbuf_payload(m), m->len, binary);
+		if (binary)
+			on_audio(w, s, m);
+		else
+			control_on_message(w, s, (const char *)msgbuf_payload(m), m->len);
 		msgbuf_unref(m);
 	}
 	return 0;
