@@ -20,7 +20,10 @@ class Presets(unittest.TestCase):
         cmd = [BENCH, "--url", "ws://127.0.0.1:%d/v1/audio" % d.port,
                "--secret-file", os.path.join(d.dir, "secret.key"),
                "--pid", str(d.proc.pid), "--preset", preset, "--json",
-               "--user-prefix", "smoke-%s-" % preset] + list(args)
+               "--user-prefix", "smoke-%s-" % preset,
+               # not 127.0.0.1: the daemons of the other tests listen there, on
+               # ports picked free, which our source ports must not take
+               "--sources", "127.0.0.2-127.0.0.5"] + list(args)
         p = subprocess.run(cmd, capture_output=True, timeout=120)
         self.assertEqual(p.returncode, 0, p.stderr.decode())
         return json.loads(p.stdout)
