@@ -459,19 +459,6 @@ void audit_emit(audit_sink *a, const audit_event *e)
 		atomic_fetch_add(&a->dropped, 1);
 }
 
-static struct timespec deadline_after(int ms)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	return ts;
-}
-
 static int before(const struct timespec *x, const struct timespec *y)
 {
 	return x->tv_sec < y->tv_sec || (x->tv_sec == y->tv_sec && x->tv_nsec < y->tv_nsec);
@@ -485,10 +472,10 @@ int audit_flush(audit_sink *a, int timeout_ms)
 	a->open_flushed = a->open.n > 0;  /* now, or with the reply in flight */
 	pump_locked(a, 1);
 	if (timeout_ms > 0) {
-		struct timespec deadline = deadline_after(timeout_ms);
+		struct timespec deadline = clock_deadline_ms(timeout_ms);
 		while (!a->closing && atomic_load(&a->events) > 0) {
 			/* wake up now and then to send again after a failed aio */
-			struct timespec step = deadline_after(AUDIT_RETRY_MS), now = deadline_after(0);
+			struct timespec step = clock_deadline_ms(AUDIT_RETRY_MS), now = clock_deadline_ms(0);
 			if (!before(&now, &deadline))
 				break;
 			pthread_cond_timedwait(&a->acked, &a->mu, before(&step, &deadline) ? &step : &deadline);

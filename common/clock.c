@@ -22,3 +22,16 @@ void clock_format_rfc3339(int64_t wall_us, char *buf, int len)
 	gmtime_r(&t, &tm);
 	strftime(buf, (size_t)len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
+
+struct timespec clock_deadline_ms(int ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	return ts;
+}

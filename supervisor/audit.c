@@ -10,11 +10,9 @@
 #include "journal/journal.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -68,17 +66,7 @@ int sup_audit_open(supervisor *s, char *err, size_t errlen)
  * file, which may have been edited into something invalid since. */
 static void journal_exec_child(const supervisor *s, char *const argv[], pid_t parent)
 {
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(111);
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	int staged = fcntl(s->cfg_fd, F_DUPFD_CLOEXEC, 1000);
-	if (staged < 0 || dup2(staged, JOURNAL_FD_CONFIG) < 0)
-		_exit(112);
-	execv(s->exe, argv);
-	_exit(127);
+	sup_exec_child(s, argv, parent, &s->cfg_fd, 1, JOURNAL_FD_CONFIG);
 }
 
 void sup_journal_start(supervisor *s)

@@ -15,13 +15,11 @@
 #include "common/log.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,18 +47,8 @@ static struct {
 
 static void exec_child(const supervisor *s, char *const argv[], pid_t parent)
 {
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(111);
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	signal(SIGPIPE, SIG_DFL);
-	int shm = fcntl(s->shm_fd, F_DUPFD_CLOEXEC, 1000), conf = fcntl(s->cfg_fd, F_DUPFD_CLOEXEC, 1000);
-	if (shm < 0 || conf < 0 || dup2(shm, DS_FD_SHM) < 0 || dup2(conf, DS_FD_CONFIG) < 0)
-		_exit(112);
-	execv(s->exe, argv);
-	_exit(127);
+	const int fds[] = { s->shm_fd, s->cfg_fd };   /* at DS_FD_SHM, DS_FD_CONFIG */
+	sup_exec_child(s, argv, parent, fds, 2, DS_FD_SHM);
 }
 
 void sup_downstream_start(supervisor *s)

@@ -27,16 +27,13 @@
 
 static void fleet_spawn(supervisor *s, worker_proc *w);
 
-/* In the child, between fork and exec: async-signal-safe calls only. */
-static void fleet_exec_child(const supervisor *s, const worker_proc *w, char *const argv[],
-                             pid_t parent)
+/* In the child, between fork and exec (async-signal-safe calls only), for
+ * every process the supervisor starts: die with the supervisor, unblock the
+ * signals it blocked, then put fds[0..n) at first_fd, first_fd + 1, ...
+ * (staged high first, so that no target overwrites a source). */
+void sup_exec_child(const supervisor *s, char *const argv[], pid_t parent, const int *fds, int n,
+                    int first_fd)
 {
-	int src[2 + CFG_MAX_LISTEN], n = 0;
-	src[n++] = s->shm_fd;
-	src[n++] = s->cfg_fd;
-	for (int a = 0; a < s->listeners.n_addrs; a++)
-		src[n++] = s->listeners.fds[a][w->slot];
-
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
 		_exit(111);  /* the supervisor died before prctl took effect */
@@ -44,16 +41,28 @@ static void fleet_exec_child(const supervisor *s, const worker_proc *w, char *co
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_DFL);
-
-	int staged[2 + CFG_MAX_LISTEN];
+	int staged[SUP_CHILD_FDS_MAX];
+	if (n > SUP_CHILD_FDS_MAX)
+		_exit(112);
 	for (int i = 0; i < n; i++)
-		if ((staged[i] = fcntl(src[i], F_DUPFD_CLOEXEC, FLEET_HIGH_FD)) < 0)
+		if ((staged[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, FLEET_HIGH_FD)) < 0)
 			_exit(112);
 	for (int i = 0; i < n; i++)
-		if (dup2(staged[i], FLEET_FD_SHM + i) < 0)  /* dup2 clears CLOEXEC */
+		if (dup2(staged[i], first_fd + i) < 0)  /* dup2 clears CLOEXEC */
 			_exit(113);
 	execv(s->exe, argv);
 	_exit(127);
+}
+
+static void fleet_exec_child(const supervisor *s, const worker_proc *w, char *const argv[],
+                             pid_t parent)
+{
+	int fds[2 + CFG_MAX_LISTEN], n = 0;
+	fds[n++] = s->shm_fd;
+	fds[n++] = s->cfg_fd;
+	for (int a = 0; a < s->listeners.n_addrs; a++)
+		fds[n++] = s->listeners.fds[a][w->slot];
+	sup_exec_child(s, argv, parent, fds, n, FLEET_FD_SHM);
 }
 
 static void fleet_spawn(supervisor *s, worker_proc *w)

@@ -92,6 +92,11 @@ int listeners_reopen(listener_set *cur, listener_set *next, const cfg *oldc, con
                      char *err, size_t errlen);
 
 /* bus.c */
+/* fleet.c: the child's side of starting any process (never returns). */
+#define SUP_CHILD_FDS_MAX (2 + CFG_MAX_LISTEN)
+void sup_exec_child(const supervisor *s, char *const argv[], pid_t parent, const int *fds, int n,
+                    int first_fd);
+
 int sup_bus_open(supervisor *s);
 void sup_bus_close(supervisor *s);
 int sup_bus_worker_gone(supervisor *s, int proc);  /* sessions it held, now removed or parked */

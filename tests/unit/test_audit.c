@@ -705,24 +705,11 @@ out:
 	return ret;
 }
 
-static struct timespec deadline_in(int ms)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	return ts;
-}
-
 /* The next committed event, waiting up to wait_ms; 0 if none came. r
  * points into the tdb's copy. */
 static int next_event(tdb *d, audit_record *r, int wait_ms)
 {
-	struct timespec deadline = deadline_in(wait_ms);
+	struct timespec deadline = clock_deadline_ms(wait_ms);
 	int got = 0;
 	pthread_mutex_lock(&d->mu);
 	for (;;) {
@@ -752,7 +739,7 @@ static int next_event(tdb *d, audit_record *r, int wait_ms)
 /* Waits up to 5 s until n events are committed. */
 static void wait_committed(tdb *d, int n)
 {
-	struct timespec deadline = deadline_in(5000);
+	struct timespec deadline = clock_deadline_ms(5000);
 	pthread_mutex_lock(&d->mu);
 	while (d->events < n && pthread_cond_timedwait(&d->grew, &d->mu, &deadline) == 0)
 		;
