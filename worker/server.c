@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#define RX_BUFFER_BYTES 64  /* per-connection lws receive buffer, see server_create */
+#define RX_BUFFER_BYTES 128  /* per-connection lws receive buffer, see server_create */
 
 worker *server_worker(struct lws *wsi)
 {
@@ -115,13 +115,17 @@ int server_create(worker *w)
 		return -1;
 	}
 	/* lws gives every connection a receive buffer of this size (allocated
-	 * for the connection's life): a message that fits arrives in one
-	 * callback and is used in place; a larger one (up to max_frame_bytes)
-	 * comes in pieces that session.c gathers in the pooled buffer it is then
-	 * relayed in (an audio frame is copied into one either way). lws parses
-	 * byte by byte either way, so a piece costs one more callback, while the
-	 * buffer costs every idle connection its size: 64 bytes instead of
-	 * max_frame_bytes (1500 by default) saves ~1.4 KB per connection. */
+	 * for the connection's life) and reads at most that much + LWS_PRE per
+	 * recv(): a message that fits arrives in one read and one callback and
+	 * is used in place; a larger one (up to max_frame_bytes) comes in
+	 * pieces that session.c gathers in the pooled buffer it is then relayed
+	 * in. The size trades idle memory against the cost of a frame: 128
+	 * bytes holds a voice frame (RTP payload up to ~110 bytes: Opus 20 ms
+	 * up to ~44 kbit/s) and costs ~85 bytes per connection more than 64,
+	 * which split every such frame over two reads (bench/RESULTS.md: seed
+	 * with two workers 5.6-5.8 instead of 6.1-6.9 us per delivered frame,
+	 * 100% delivery instead of 94-100%); max_frame_bytes (1500) would cost
+	 * ~1.4 KB per connection. */
 	server_protocols[0].rx_buffer_size = (size_t)(w->cfg.max_frame_bytes < RX_BUFFER_BYTES
 	                                              ? w->cfg.max_frame_bytes : RX_BUFFER_BYTES);
 	/* lws caps one send() at tx_packet_size, or at rx_buffer_size when that
