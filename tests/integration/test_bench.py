@@ -42,6 +42,18 @@ class Presets(unittest.TestCase):
         self.assertEqual(f["bad"], 0, f)
         self.assertGreater(r["latency_ms"]["samples"], 0, r["latency_ms"])
 
+    def assert_audited(self, d, r):
+        """Every handshake answered 101 has its connect row, every connect
+        its disconnect (read by the tool from the journal after the run)."""
+        a = r["audit"]
+        self.assertTrue(a["checked"], a)
+        self.assertEqual(a["connects"], r["connect"]["handshakes_ok"], a)
+        self.assertEqual(a["disconnects"], a["connects"], a)
+        self.assertEqual(a["unpaired"], 0, a)
+
+    def audit_db(self, d):
+        return ["--audit-db", os.path.join(d.dir, "run", "audit.db")]
+
     def test_capacity(self):
         with Daemon(workers=2, limits_extra=LIMITS) as d:
             r = self.bench(d, "capacity", "-n", "300", "--ramp", "1000",
@@ -71,17 +83,20 @@ class Presets(unittest.TestCase):
         with Daemon(workers=2, limits_extra=LIMITS, drain_extra="reconnect_spread = 500ms") as d:
             old = set(d.worker_pids())
             r = self.bench(d, "reload", "-n", "100", "--ramp", "1000",
-                           "--warmup", "1", "--duration", "4", "--action-at", "1")
+                           "--warmup", "1", "--duration", "4", "--action-at", "1",
+                           *self.audit_db(d))
             self.assertTrue(r["action"]["done"], r["action"])
             self.assertEqual(r["closes"]["refused_in_window"], 0, r["closes"])
             self.assertGreater(r["closes"]["drain_messages"], 0, r["closes"])
             self.assertGreater(r["closes"]["reconnects"], 0, r["closes"])
             self.assertFalse(old & set(d.worker_pids()), "the old generation is gone")
+            self.assert_audited(d, r)
 
     def test_crash(self):
         with Daemon(workers=2, limits_extra=LIMITS) as d:
             r = self.bench(d, "crash", "-n", "100", "--ramp", "1000",
-                           "--warmup", "1", "--duration", "4", "--action-at", "1")
+                           "--warmup", "1", "--duration", "4", "--action-at", "1",
+                           *self.audit_db(d))
             a = r["action"]
             self.assertTrue(a["done"], a)
             self.assertNotIn(a["pid"], d.worker_pids(), "the killed worker is gone")
@@ -89,6 +104,18 @@ class Presets(unittest.TestCase):
             self.assertGreater(dropped.get(a["slot"], 0), 0, r["closes"]["workers"])
             others = [n for w, n in dropped.items() if w != a["slot"]]
             self.assertEqual(sum(others), 0, r["closes"]["workers"])
+            self.assert_audited(d, r)
+            self.assertGreater(r["closes"]["reconnects"], 0, r["closes"])
+
+    def test_audit_db_that_is_not_a_journal(self):
+        with Daemon(workers=1) as d:
+            p = subprocess.run([BENCH, "--url", "ws://127.0.0.1:%d/v1/audio" % d.port,
+                                "--secret-file", os.path.join(d.dir, "secret.key"),
+                                "--audit-db", os.path.join(d.dir, "secret.key")],
+                               capture_output=True, timeout=30)
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn(b"--audit-db", p.stderr)
+            self.assertIn(b"not a database", p.stderr)
 
 
 if __name__ == "__main__":

@@ -80,6 +80,7 @@ typedef struct bench_opts {
 	int action;
 	double action_at;              /* seconds after the window start */
 	char user_prefix[64];
+	char audit_db[512];            /* --audit-db: the gateway's journal, "" = not read */
 } bench_opts;
 
 /* ---- shared control block (parent writes, load processes read) ---------- */
@@ -155,6 +156,20 @@ void gw_sample_take(pid_t root, gw_sample *s);
  * gets its "--slot" value or -1. */
 pid_t gw_pick_worker(pid_t root, int *slot);
 
+/* ---- the audit journal after the run (audit.c) ---------------------------- */
+typedef struct bench_audit {
+	int checked;                   /* the rows below were read */
+	char error[600];               /* why not, when asked for */
+	uint64_t handshakes;           /* answered 101, as the load processes saw them */
+	uint64_t connects, disconnects;/* rows of the run's users */
+	uint64_t unpaired;             /* sessions whose connect and disconnect counts differ */
+	double waited_s;               /* until the rows added up, or the wait ended */
+} bench_audit;
+
+/* 0 when path is a database with an audit table (err gets why not). */
+int bench_audit_open(const char *path, char *err, size_t errlen);
+void bench_audit_check(const bench_opts *o, uint64_t handshakes, bench_audit *a);
+
 /* ---- report (report.c) ---------------------------------------------------- */
 typedef struct bench_run {
 	const bench_opts *o;
@@ -166,6 +181,7 @@ typedef struct bench_run {
 	int action_slot;
 	double action_t;               /* seconds after window start */
 	int children_failed;
+	bench_audit audit;             /* --audit-db */
 } bench_run;
 
 void bench_merge(bench_res *dst, const bench_res *src);

@@ -98,6 +98,8 @@ static void usage(FILE *f)
 "  --pid-file FILE      the same, read from run_dir/audiogwd.pid\n"
 "  --action sighup|kill-worker  --action-at S (seconds after the window start)\n"
 "  --user-prefix P      token users are P u<i> (default bench<pid>-)\n"
+"  --audit-db FILE      after the run, check the gateway's audit journal: a connect\n"
+"                       row per handshake, a disconnect per connect\n"
 "  --json               print the results as one JSON object\n");
 }
 
@@ -227,7 +229,7 @@ static void apply_preset(bench_opts *o, const char *name)
 
 enum { O_URL = 256, O_SECRET, O_PRESET, O_ROOM, O_SPK, O_RATE, O_PAYLOAD, O_RAMP, O_DUR,
        O_WARM, O_GRACE, O_INFL, O_PROCS, O_SRC, O_PID, O_PIDFILE, O_JSON, O_ACT, O_ACTAT,
-       O_PREFIX };
+       O_PREFIX, O_AUDIT };
 
 static const struct option longopts[] = {
 	{ "url", required_argument, 0, O_URL }, { "secret-file", required_argument, 0, O_SECRET },
@@ -240,7 +242,8 @@ static const struct option longopts[] = {
 	{ "sources", required_argument, 0, O_SRC }, { "pid", required_argument, 0, O_PID },
 	{ "pid-file", required_argument, 0, O_PIDFILE }, { "json", no_argument, 0, O_JSON },
 	{ "action", required_argument, 0, O_ACT }, { "action-at", required_argument, 0, O_ACTAT },
-	{ "user-prefix", required_argument, 0, O_PREFIX }, { "help", no_argument, 0, 'h' },
+	{ "user-prefix", required_argument, 0, O_PREFIX }, { "audit-db", required_argument, 0, O_AUDIT },
+	{ "help", no_argument, 0, 'h' },
 	{ 0, 0, 0, 0 }
 };
 
@@ -280,6 +283,7 @@ static void set_option(bench_opts *o, int c, const char *a, const char **secret)
 	case O_ACT: set_action(o, a); break;
 	case O_ACTAT: o->action_at = num(a, 0, 3600, "--action-at"); break;
 	case O_PREFIX: snprintf(o->user_prefix, sizeof o->user_prefix, "%s", a); break;
+	case O_AUDIT: snprintf(o->audit_db, sizeof o->audit_db, "%s", a); break;
 	case 'h': usage(stdout); exit(0);
 	default: usage(stderr); exit(2);
 	}
@@ -323,6 +327,9 @@ static void check_options(bench_opts *o, const char *secret)
 		o->speakers_per_room = 1;
 	if (o->action != ACT_NONE && o->pid <= 0)
 		die("--action needs --pid (the gateway supervisor)");
+	char err[512];
+	if (o->audit_db[0] && bench_audit_open(o->audit_db, err, sizeof err) != 0)
+		die("--audit-db %s: %s", o->audit_db, err);
 }
 
 /* Raises the soft fd limit to the hard one; checks the per-process share. */
@@ -562,6 +569,8 @@ int main(int argc, char **argv)
 	r.o = &o;
 	r.action_slot = -1;
 	int rc = run(&o, &r);
+	if (o.audit_db[0])
+		bench_audit_check(&o, r.total.hs_ok, &r.audit);
 	if (o.json)
 		report_json(&r);
 	else

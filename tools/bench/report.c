@@ -230,6 +230,21 @@ static void human_gateway(const bench_run *r, const derived *d)
 	printf("\n");
 }
 
+static void human_audit(const bench_run *r)
+{
+	const bench_audit *a = &r->audit;
+	if (!r->o->audit_db[0])
+		return;
+	if (!a->checked) {
+		printf("audit journal: not read: %s\n", a->error);
+		return;
+	}
+	printf("audit journal: %llu connect rows for %llu handshakes answered 101, %llu disconnect "
+	       "rows, %llu sessions without their pair (read after %.1f s)\n",
+	       (unsigned long long)a->connects, (unsigned long long)a->handshakes,
+	       (unsigned long long)a->disconnects, (unsigned long long)a->unpaired, a->waited_s);
+}
+
 void report_human(const bench_run *r)
 {
 	derived d;
@@ -239,6 +254,7 @@ void report_human(const bench_run *r)
 	human_frames(r, &d);
 	human_closes(r);
 	human_action(r);
+	human_audit(r);
 	human_gateway(r, &d);
 	printf("load generator CPU in the window: %.2f s%s\n", d.load_cpu_window,
 	       r->children_failed ? "; WARNING: a load process failed" : "");
@@ -388,6 +404,19 @@ static json_t *jaction(const bench_run *r)
 		"slot", r->action_slot);
 }
 
+static json_t *jaudit(const bench_run *r)
+{
+	const bench_audit *a = &r->audit;
+	if (!r->o->audit_db[0])
+		return json_null();
+	if (!a->checked)
+		return json_pack("{s:b, s:s}", "checked", 0, "error", a->error);
+	return json_pack("{s:b, s:o, s:o, s:o, s:o, s:f}", "checked", 1,
+		"handshakes", jint(a->handshakes), "connects", jint(a->connects),
+		"disconnects", jint(a->disconnects), "unpaired", jint(a->unpaired),
+		"waited_s", a->waited_s);
+}
+
 void report_json(const bench_run *r)
 {
 	derived d;
@@ -399,6 +428,7 @@ void report_json(const bench_run *r)
 	json_object_set_new(o, "latency_ms", jhist_ms(&r->total.lat));
 	json_object_set_new(o, "closes", jcloses(r));
 	json_object_set_new(o, "action", jaction(r));
+	json_object_set_new(o, "audit", jaudit(r));
 	json_object_set_new(o, "gateway", jgateway(r, &d));
 	json_object_set_new(o, "load", json_pack("{s:f, s:b}", "cpu_s_window", d.load_cpu_window,
 		"process_failed", r->children_failed > 0));
