@@ -195,6 +195,9 @@ int reg_add(reg_area *r, int proc, int worker, const reg_info *info)
 	atomic_store_explicit(&s->frames_in, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->frames_out, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->frames_dropped, 0, memory_order_relaxed);
+	atomic_store_explicit(&s->frames_lost, 0, memory_order_relaxed);
+	atomic_store_explicit(&s->frames_duplicate, 0, memory_order_relaxed);
+	atomic_store_explicit(&s->frames_out_of_order, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->last_audio_ms, 0, memory_order_relaxed);
 	link_room(r, index);
 	s->connected_at_us = info->connected_at_us;

@@ -46,9 +46,12 @@ typedef struct reg_session {
 	char room[REG_NAME_MAX + 1];
 	char dev[REG_NAME_MAX + 1];
 	char ip[REG_IP_LEN];
+	/* the owner's rtp_seq_stats of the session's frames (SPEC 4.3), for listings */
+	_Atomic uint32_t frames_lost;
 	_Atomic uint64_t frames_in, frames_out, frames_dropped;
 	_Atomic int64_t last_audio_ms; /* monotonic; "speakers" = sent audio in the last 2 s */
 	int64_t resume_until_ms;     /* RESUMABLE: monotonic deadline */
+	_Atomic uint32_t frames_duplicate, frames_out_of_order;
 } reg_session;
 
 /* Connections per client address, host-wide (max_conns_per_ip). */

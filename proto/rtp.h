@@ -57,11 +57,12 @@ typedef struct rtp_seq_stats {
 	uint16_t max_seq;        /* highest sequence seen (modulo wrap) */
 	uint8_t started;
 	uint64_t window;         /* bit i set = max_seq - i was seen (i < 64) */
-	uint64_t received;       /* packets counted, duplicates excluded */
-	uint64_t lost;           /* gaps, less the late arrivals that filled them */
-	uint64_t duplicate;      /* seen before (within the last 64) */
-	uint64_t out_of_order;   /* arrived after a higher sequence */
-	uint64_t resets;         /* jumps over RTP_SEQ_RESET_JUMP (sender restarts) */
+	/* 32 bits: 2^32 packets is 2.7 years of one sender at 50 frames/s */
+	uint32_t received;       /* packets counted, duplicates excluded */
+	uint32_t lost;           /* gaps, less the late arrivals that filled them */
+	uint32_t duplicate;      /* seen before (within the last 64) */
+	uint32_t out_of_order;   /* arrived after a higher sequence */
+	uint32_t resets;         /* jumps over RTP_SEQ_RESET_JUMP (sender restarts) */
 } rtp_seq_stats;
 
 /* Accounts one packet's sequence number. Wraps at 65535. A gap adds to lost;

@@ -144,12 +144,15 @@ static void add_room_member(const reg_session *r, int index, void *arg)
 {
 	(void)index;
 	reg_session *m = (reg_session *)r;
-	json_array_append_new(arg, json_pack("{s:s, s:s, s:i, s:I, s:b, s:s, s:I, s:I, s:I}",
+	json_array_append_new(arg, json_pack("{s:s, s:s, s:i, s:I, s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:I}",
 	        "user", r->user, "session", r->id, "worker", r->worker, "ssrc", (json_int_t)r->ssrc,
 	        "muted", r->muted, "perm", r->listen_only ? "listen" : "speak",
 	        "frames_in", (json_int_t)atomic_load(&m->frames_in),
 	        "frames_out", (json_int_t)atomic_load(&m->frames_out),
-	        "frames_dropped", (json_int_t)atomic_load(&m->frames_dropped)));
+	        "frames_dropped", (json_int_t)atomic_load(&m->frames_dropped),
+	        "frames_lost", (json_int_t)atomic_load(&m->frames_lost),
+	        "frames_duplicate", (json_int_t)atomic_load(&m->frames_duplicate),
+	        "frames_out_of_order", (json_int_t)atomic_load(&m->frames_out_of_order)));
 }
 
 static json_t *cmd_room(cmd_ctx *c)

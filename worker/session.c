@@ -358,6 +358,24 @@ static int within_rate(worker *w, session *s)
 	return 0;
 }
 
+/* Accounts the frame's sequence number and moves what changed into the
+ * registry entry, where room listings read it (a resumed session's entry
+ * keeps counting). Losses, duplicates and reordering are rare: most frames
+ * touch nothing shared here. Unsigned deltas: a late frame gives a loss back. */
+static void count_sequence(reg_session *r, rtp_seq_stats *q, uint16_t seq)
+{
+	uint32_t lost = q->lost, duplicate = q->duplicate, late = q->out_of_order;
+	rtp_seq_update(q, seq);
+	if (q->lost != lost)
+		atomic_fetch_add_explicit(&r->frames_lost, q->lost - lost, memory_order_relaxed);
+	if (q->duplicate != duplicate)
+		atomic_fetch_add_explicit(&r->frames_duplicate, q->duplicate - duplicate,
+		                          memory_order_relaxed);
+	if (q->out_of_order != late)
+		atomic_fetch_add_explicit(&r->frames_out_of_order, q->out_of_order - late,
+		                          memory_order_relaxed);
+}
+
 /* An audio frame, in a pooled buffer of its own (the caller's reference):
  * checked, its SSRC rewritten in place, then shared by every local member's
  * queue and published once on the bus. */
@@ -376,7 +394,7 @@ static void on_audio(worker *w, session *s, msgbuf *m)
 		session_count_drop(w, s, drop);
 		return;
 	}
-	rtp_seq_update(&s->seq, rtp_seq(p));
+	count_sequence(r, &s->seq, rtp_seq(p));
 	m->recv_us = clock_mono_us();
 	m->sampled = (++w->frames_seen & LATENCY_SAMPLE_MASK) == 0;
 	rtp_set_ssrc(msgbuf_payload(m), s->ssrc);

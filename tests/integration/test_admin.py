@@ -14,6 +14,7 @@ import re
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +23,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
 import agw  # noqa: E402
-from agw import WS, HandshakeError, http_request, mint, wait_for  # noqa: E402
+from agw import AUDIOGWCTL, WS, HandshakeError, http_request, mint, wait_for  # noqa: E402
 
 
 class Daemon(agw.Daemon):
@@ -400,6 +401,32 @@ class Listings(Case):
             wait_for(lambda: {r["room"]: r for r in ok(d, "/v1/rooms")}["rm-talk"]["speakers"] == 0,
                      timeout=T, step=0.2, what="speakers back to 0 after silence")
 
+    def test_room_detail_counts_the_sequence(self):
+        """SPEC 4.3: each member's own RTP sequence is tracked; the room
+        listing shows what it found (lost, duplicate, out of order)."""
+        with Daemon(workers=1) as d:
+            a, b = connect(d, "sq-a", "sq"), connect(d, "sq-b", "sq")
+            wait_conns(d, 2)
+            # 10 11 13: one lost; 13 again: a duplicate; 12 late: it fills
+            # the gap (lost 0) and is out of order; 20: 14..19 lost
+            for seq in (10, 11, 13, 13, 12, 20):
+                a.send_binary(rtp(seq))
+            binaries(b, 6)
+
+            def counted():
+                m = {m["user"]: m for m in ok(d, "/v1/rooms/sq")["members"]}["sq-a"]
+                return m["frames_in"] == 6 and m
+            m = wait_for(counted, timeout=T, what="frames_in of the speaker")
+            self.assertEqual((m["frames_lost"], m["frames_duplicate"], m["frames_out_of_order"]),
+                             (6, 1, 1), m)
+            out = subprocess.run([AUDIOGWCTL, "-c", d.config, "room", "sq"], capture_output=True,
+                                 text=True, timeout=30, cwd=d.dir)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            head, row = out.stdout.splitlines()[1], [l for l in out.stdout.splitlines()
+                                                     if l.startswith("sq-a ")][0]
+            self.assertEqual(head.split()[-1], "LOST", out.stdout)
+            self.assertEqual(row.split()[-1], "6", out.stdout)
+
     def test_room_detail(self):
         with Daemon(workers=2) as d:
             a, b = place(d, "rd", ["rd-a", "rd-b"])
@@ -437,6 +464,8 @@ class Listings(Case):
             self.assertEqual(ms["rd-a"]["frames_out"], 0)
             self.assertEqual(ms["rd-a"]["frames_dropped"], 0)
             self.assertEqual(ms["rd-b"]["frames_in"], 0)
+            for k in ("frames_lost", "frames_duplicate", "frames_out_of_order"):
+                self.assertEqual(ms["rd-a"][k], 0, (k, ms["rd-a"]))
             # unknown room
             st, j, h = api(d, "/v1/rooms/no-such-room")
             self.assertEqual(st, 404)

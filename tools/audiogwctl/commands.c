@@ -186,12 +186,12 @@ static int show_room(const ctx *x, const json_t *r)
 	if (!json_is_object(r) || !json_is_array(members))
 		return bad_reply(x, "room has no members array");
 	printf("room %s: %zu member%s\n", jf_str(r, "room"), n, n == 1 ? "" : "s");
-	table_init(&t, "USER SESSION WORKER> SSRC PERM MUTED IN> OUT> DROPPED>");
+	table_init(&t, "USER SESSION WORKER> SSRC PERM MUTED IN> OUT> DROPPED> LOST>");
 	json_array_foreach(members, i, m)
 		table_add(&t, jf_str(m, "user"), jf_str(m, "session"), jf_str(m, "worker"),
 			jf_ssrc(m, "ssrc"), jf_str(m, "perm"), jf_bool(m, "muted"),
 			jf_count(m, "frames_in"), jf_count(m, "frames_out"),
-			jf_count(m, "frames_dropped"));
+			jf_count(m, "frames_dropped"), jf_count(m, "frames_lost"));
 	table_print(&t, stdout);
 	table_free(&t);
 	return CTL_OK;
