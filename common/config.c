@@ -49,6 +49,7 @@ enum ktype {
 
 #define K_NONEMPTY 1u
 #define K_OPTIONAL 2u   /* K_URL: "" = off */
+#define K_AUTO 4u       /* K_DUR: "auto" = CFG_AUTO */
 
 typedef struct key {
 	const char *sec, *name;
@@ -82,7 +83,7 @@ static const key keys[] = {
 	{ "limits", "outbound_queue_frames", K_INT,     F(outbound_queue_frames), 1, 65536, 0 },
 	{ "limits", "send_buffer",           K_SIZE,    F(send_buffer), 0, 256 * MIB, 0 },
 	{ "limits", "slow_consumer_timeout", K_DUR,     F(slow_consumer_timeout_ms), 1, MS_D, 0 },
-	{ "limits", "write_coalesce",        K_DUR,     F(write_coalesce_ms), 0, 100, 0 },
+	{ "limits", "write_coalesce",        K_DUR,     F(write_coalesce_ms), 0, 100, K_AUTO },
 	{ "heartbeat", "interval",           K_DUR,     F(heartbeat_interval_ms), 100, MS_H, 0 },
 	{ "heartbeat", "timeout",            K_DUR,     F(heartbeat_timeout_ms), 100, MS_D, 0 },
 	{ "drain",  "timeout",               K_DUR,     F(drain_timeout_ms), 0, MS_D, 0 },
@@ -431,6 +432,7 @@ void cfg_defaults(cfg *c)
 	c->outbound_queue_frames = 64;
 	c->send_buffer = 64 * KIB;
 	c->slow_consumer_timeout_ms = 5 * MS_S;
+	c->write_coalesce_ms = CFG_AUTO;
 	c->heartbeat_interval_ms = 20 * MS_S;
 	c->heartbeat_timeout_ms = 45 * MS_S;
 	c->drain_timeout_ms = 30 * MS_S;
@@ -549,6 +551,13 @@ static int set_value(pctx *x, const key *k, const char *v, char *err, size_t n)
 	case K_INT:
 	case K_SIZE:
 	case K_DUR:
+		if ((k->flags & K_AUTO) && strcmp(v, "auto") == 0) {
+			*(int64_t *)dst = CFG_AUTO;
+			return 0;
+		}
+		if ((k->flags & K_AUTO) && p_dur(v, k->name, &i64, err, n) < 0)
+			return bad(err, n, "duration", v, k->name, "expected auto or a number "
+			           "followed by a unit " UNITS);
 		if ((k->type == K_INT ? p_int(v, k->name, NULL, &i64, err, n) :
 		     k->type == K_SIZE ? p_size(v, k->name, &i64, err, n) :
 		     p_dur(v, k->name, &i64, err, n)) < 0 ||

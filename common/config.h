@@ -15,6 +15,7 @@
 #define CFG_MAX_LISTEN 16
 #define CFG_MAX_ERRORS 64
 #define CFG_PATH_MAX 512
+#define CFG_AUTO (-1)              /* a duration key set to "auto" */
 
 typedef struct cfg_addr {
 	struct sockaddr_storage ss;
@@ -55,7 +56,8 @@ typedef struct cfg {
 	int64_t outbound_queue_frames; /* 64 */
 	int64_t send_buffer;       /* 65536, 0 = kernel default */
 	int64_t slow_consumer_timeout_ms; /* 5s */
-	int64_t write_coalesce_ms;        /* 0: write at the end of every loop turn */
+	int64_t write_coalesce_ms;        /* 0: write at the end of every loop turn;
+	                                     CFG_AUTO: paced by the loop's load (send.c) */
 
 	/* [heartbeat] */
 	int64_t heartbeat_interval_ms; /* 20s */

@@ -51,3 +51,12 @@ int abuse_note(abuse_meter *m, int64_t threshold, int seconds, int64_t now_ms)
 	m->count++;
 	return m->over_seconds >= seconds;
 }
+
+int64_t pace_interval(int64_t current_ms, double busy)
+{
+	if (busy >= PACE_BUSY_HIGH)
+		return PACE_COALESCE_MS;
+	if (busy <= PACE_BUSY_LOW)
+		return 0;
+	return current_ms;
+}

@@ -1,6 +1,7 @@
 /* ratelimit.h: a token bucket in integer arithmetic (per session frames,
- * per worker handshakes) and the abuse detector of SPEC 4.4/issue 4: a sender
- * that stays above a multiple of its rate for several whole seconds.
+ * per worker handshakes), the abuse detector of SPEC 4.4/issue 4 (a sender
+ * that stays above a multiple of its rate for several whole seconds), and
+ * the pace of a worker's writes under limits.write_coalesce = auto.
  * Pure functions of the time passed in: no clock reads, no allocation. */
 #ifndef AGW_RATELIMIT_H
 #define AGW_RATELIMIT_H
@@ -29,5 +30,16 @@ typedef struct abuse_meter {
 /* Counts one event; returns 1 when the rate has been above threshold per
  * second for at least `seconds` consecutive seconds. */
 int abuse_note(abuse_meter *m, int64_t threshold, int seconds, int64_t now_ms);
+
+/* write_coalesce = auto: a worker whose event loop was busy (not waiting in
+ * epoll) for at least PACE_BUSY_HIGH of the last period writes each client
+ * at most every PACE_COALESCE_MS; one busy for at most PACE_BUSY_LOW of it
+ * writes at the end of every turn again; in between it keeps what it had,
+ * so that the CPU which holding saves does not switch it straight back.
+ * busy is the share in [0, 1]; returns the interval (ms) for the next period. */
+#define PACE_COALESCE_MS 20
+#define PACE_BUSY_HIGH 0.80
+#define PACE_BUSY_LOW 0.40
+int64_t pace_interval(int64_t current_ms, double busy);
 
 #endif

@@ -20,6 +20,7 @@
  * with lws_partial_buffered() (no syscall, unlike lws_send_pipe_choked(),
  * which polls the socket). */
 #include "worker/worker.h"
+#include "common/log.h"
 
 #include <string.h>
 #include <utlist.h>
@@ -287,22 +288,50 @@ static void on_coalesce_timer(uv_timer_t *t)
 
 /* limits.write_coalesce: the dirty sessions are written at most once per
  * that many ms (a timer covers the rest of the window), so a busy client
- * gets more frames per send() for at most that much added latency. 0 (the
- * default) writes at the end of every loop turn. */
+ * gets more frames per send() for at most that much added latency. 0 writes
+ * at the end of every loop turn; auto (the default) does that until the
+ * loop gets busy (send_pace). */
 static void on_turn_end(uv_check_t *h)
 {
 	worker *w = h->loop->data;
 	if (!w->dirty)
 		return;
-	int64_t wait = w->cfg.write_coalesce_ms - ((int64_t)uv_now(&w->loop) - w->last_flush_ms);
+	int64_t wait = w->coalesce_ms - ((int64_t)uv_now(&w->loop) - w->last_flush_ms);
 	if (wait <= 0)
 		send_flush(w);
 	else if (!uv_is_active((uv_handle_t *)&w->coalesce_timer))
 		uv_timer_start(&w->coalesce_timer, on_coalesce_timer, (uint64_t)wait, 0);
 }
 
+/* write_coalesce = auto, from the once-a-second sweep: the share of the
+ * last period the loop did not wait in epoll (libuv's idle-time metric,
+ * two clock reads a second) sets the interval for the next (pace_interval).
+ * Busy, a worker's CPU goes to send(): holding each client's output for
+ * 20 ms then puts ~10 frames in one send() where it wrote ~5 (fanout:
+ * 0.72M -> 1.06M deliveries per CPU-second, bench/RESULTS.md); idle, it
+ * writes at once. */
+void send_pace(worker *w)
+{
+	if (w->cfg.write_coalesce_ms != CFG_AUTO) {
+		w->coalesce_ms = w->cfg.write_coalesce_ms;
+		return;
+	}
+	uint64_t wall = uv_hrtime(), idle = uv_metrics_idle_time(&w->loop);
+	if (w->pace_wall_ns && wall > w->pace_wall_ns) {
+		double busy = 1.0 - (double)(idle - w->pace_idle_ns) / (double)(wall - w->pace_wall_ns);
+		int64_t next = pace_interval(w->coalesce_ms, busy < 0 ? 0 : busy);
+		if (next != w->coalesce_ms)
+			log_info("write_pace", "write_coalesce auto: %lld ms (event loop %.0f%% busy)",
+			         (long long)next, busy * 100);
+		w->coalesce_ms = next;
+	}
+	w->pace_wall_ns = wall;
+	w->pace_idle_ns = idle;
+}
+
 void send_start(worker *w)
 {
+	w->coalesce_ms = w->cfg.write_coalesce_ms == CFG_AUTO ? 0 : w->cfg.write_coalesce_ms;
 	uv_check_init(&w->loop, &w->send_turn);
 	uv_check_start(&w->send_turn, on_turn_end);
 	uv_timer_init(&w->loop, &w->coalesce_timer);

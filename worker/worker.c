@@ -117,6 +117,7 @@ static void on_audit_flush(uv_timer_t *t)
 static void on_sweep(uv_timer_t *t)
 {
 	session_sweep(t->loop->data);
+	send_pace(t->loop->data);
 }
 
 static void on_shutdown_poll(uv_timer_t *t)
@@ -252,6 +253,7 @@ int worker_main(int argc, char **argv)
 	if (child_drop_privileges(w.cfg.user) < 0)
 		return 1;
 	uv_loop_init(&w.loop);
+	uv_loop_configure(&w.loop, UV_METRICS_IDLE_TIME);  /* send_pace() */
 	w.loop.data = &w;
 	watch_signals(&w);
 	char audit_url[CFG_PATH_MAX + 32];

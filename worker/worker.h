@@ -115,6 +115,8 @@ typedef struct worker {
 	uv_check_t send_turn;            /* writes them once per loop turn ... */
 	uv_timer_t coalesce_timer;       /* ... or once per limits.write_coalesce */
 	int64_t last_flush_ms;
+	int64_t coalesce_ms;             /* in force: the config's, or paced (write_coalesce = auto) */
+	uint64_t pace_wall_ns, pace_idle_ns; /* the loop's clock and idle time at the last pacing */
 	uint8_t tx[LWS_PRE + SEND_GATHER_BYTES]; /* frames gathered for one write */
 	uv_timer_t sweep;                /* heartbeat timeouts, once a second */
 	uv_timer_t audit_timer;          /* hands audit events to the journal */
@@ -176,6 +178,7 @@ void session_count_drop(worker *w, session *s, int reason);
 void send_start(worker *w);
 void send_stop(worker *w);
 void send_flush(worker *w);
+void send_pace(worker *w);       /* once a second: write_coalesce = auto */
 void send_forget(worker *w, session *s);   /* off the dirty list (closed, or written) */
 void session_send(worker *w, session *s, msgbuf *m);
 void session_send_text(worker *w, session *s, char *json);  /* takes ownership of json */

@@ -112,7 +112,7 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(C.outbound_queue_frames, 64);
 	ck_assert_int_eq(C.send_buffer, 65536);
 	ck_assert_int_eq(C.slow_consumer_timeout_ms, 5000);
-	ck_assert_int_eq(C.write_coalesce_ms, 0);
+	ck_assert_int_eq(C.write_coalesce_ms, CFG_AUTO);
 	ck_assert_int_eq(C.heartbeat_interval_ms, 20000);
 	ck_assert_int_eq(C.heartbeat_timeout_ms, 45000);
 	ck_assert_int_eq(C.drain_timeout_ms, 30000);
@@ -345,6 +345,18 @@ START_TEST(test_duration_config)
 		"t.conf:2: value 0s out of range 1s..3650d for retention");
 	ERR1("[limits]\nwrite_coalesce = 1s\n" AUTH,
 		"t.conf:2: value 1s out of range 0ms..100ms for write_coalesce");
+	ERR1("[limits]\nwrite_coalesce = sometimes\n" AUTH,
+		"t.conf:2: bad duration \"sometimes\" for write_coalesce: expected auto or a "
+		"number followed by a unit (ms, s, m, h, d)");
+	ERR1("[limits]\nwrite_coalesce = 5\n" AUTH,
+		"t.conf:2: bad duration \"5\" for write_coalesce: expected auto or a "
+		"number followed by a unit (ms, s, m, h, d)");
+	ERR1("[server]\nresume_window = auto\n" AUTH,
+		"t.conf:2: bad duration \"auto\" for resume_window: expected a number followed by a unit (ms, s, m, h, d)");
+	OK("[limits]\nwrite_coalesce = auto\n" AUTH);
+	ck_assert_int_eq(C.write_coalesce_ms, CFG_AUTO);
+	OK("[limits]\nwrite_coalesce = 0ms\n" AUTH);
+	ck_assert_int_eq(C.write_coalesce_ms, 0);
 }
 END_TEST
 

@@ -287,6 +287,20 @@ START_TEST(test_abuse_below_never)
 }
 END_TEST
 
+/* write_coalesce = auto: on when busy, off when idle, unchanged between. */
+START_TEST(test_pace_hysteresis)
+{
+	ck_assert_int_eq(pace_interval(0, 0.0), 0);
+	ck_assert_int_eq(pace_interval(0, 0.5), 0);                  /* between: stays off */
+	ck_assert_int_eq(pace_interval(0, PACE_BUSY_HIGH), PACE_COALESCE_MS);
+	ck_assert_int_eq(pace_interval(0, 1.0), PACE_COALESCE_MS);
+	ck_assert_int_eq(pace_interval(PACE_COALESCE_MS, 0.79), PACE_COALESCE_MS); /* stays on */
+	ck_assert_int_eq(pace_interval(PACE_COALESCE_MS, 0.41), PACE_COALESCE_MS);
+	ck_assert_int_eq(pace_interval(PACE_COALESCE_MS, PACE_BUSY_LOW), 0);
+	ck_assert_int_eq(pace_interval(PACE_COALESCE_MS, 0.0), 0);
+}
+END_TEST
+
 static Suite *ratelimit_suite(void)
 {
 	Suite *s = suite_create("ratelimit");
@@ -306,6 +320,10 @@ static Suite *ratelimit_suite(void)
 	tcase_add_test(ab, test_abuse_silent_gap_resets);
 	tcase_add_test(ab, test_abuse_below_never);
 	suite_add_tcase(s, ab);
+
+	TCase *pc = tcase_create("pace");
+	tcase_add_test(pc, test_pace_hysteresis);
+	suite_add_tcase(s, pc);
 	return s;
 }
 
