@@ -53,6 +53,7 @@ typedef struct shm_counters {
 	_Atomic uint64_t latency_buckets[SHM_LATENCY_BUCKETS]; /* sampled relay latency, cumulative "le" */
 	_Atomic uint64_t latency_count, latency_sum_us;
 	_Atomic uint64_t audit_events, audit_dropped;
+	_Atomic int64_t write_coalesce_ms;  /* gauge: the hold in force (write_coalesce = auto) */
 } shm_counters;
 
 /* What the supervisor asks of a worker (set, then SIGUSR2 to wake it). */

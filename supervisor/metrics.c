@@ -44,6 +44,9 @@ static void add_counters(metric_totals *t, shm_counters *c, int with_gauges)
 	if (with_gauges) {
 		t->connections += LOAD(c->connections);
 		t->queued += LOAD(c->outbound_queue_frames);
+		int64_t hold = LOAD(c->write_coalesce_ms);
+		if (hold > 0 && (uint64_t)hold > t->coalesce_ms)
+			t->coalesce_ms = (uint64_t)hold;
 	}
 }
 
@@ -235,6 +238,11 @@ char *metrics_text(supervisor *s, const metric_room_stats *rs)
 	per_worker(&o, s, slots, "audiogw_audio_bytes_out_total", NULL, NULL, 1, get_bout);
 	head(&o, "audiogw_outbound_queue_frames", "gauge", "Audio frames waiting in session queues.");
 	per_worker(&o, s, slots, "audiogw_outbound_queue_frames", NULL, NULL, 1, get_queued);
+	head(&o, "audiogw_write_coalesce_seconds", "gauge",
+	     "How long a worker holds a client's output (limits.write_coalesce; auto: 0 or 0.02).");
+	for (int w = 0; w < s->n_slots_seen; w++)
+		out(&o, "audiogw_write_coalesce_seconds{worker=\"%d\"} %g\n", w,
+		    (double)slots[w].coalesce_ms / 1000);
 	head(&o, "audiogw_closes_total", "counter", "Closed sessions, by close code.");
 	per_worker(&o, s, slots, "audiogw_closes_total", "code", close_names, SHM_CLOSE_CODES,
 	           get_closes);

@@ -28,6 +28,7 @@ typedef struct metric_totals {
 	uint64_t bus_in, bus_out;
 	uint64_t latency[SHM_LATENCY_BUCKETS], latency_count, latency_sum_us;
 	uint64_t audit_events, audit_dropped;
+	uint64_t coalesce_ms;      /* gauge: the slot's largest (old and new generation) */
 } metric_totals;
 
 typedef struct metric_room_stats {

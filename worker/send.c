@@ -324,6 +324,7 @@ void send_pace(worker *w)
 			log_info("write_pace", "write_coalesce auto: %lld ms (event loop %.0f%% busy)",
 			         (long long)next, busy * 100);
 		w->coalesce_ms = next;
+		atomic_store_explicit(&w->me->c.write_coalesce_ms, next, memory_order_relaxed);
 	}
 	w->pace_wall_ns = wall;
 	w->pace_idle_ns = idle;
@@ -332,6 +333,7 @@ void send_pace(worker *w)
 void send_start(worker *w)
 {
 	w->coalesce_ms = w->cfg.write_coalesce_ms == CFG_AUTO ? 0 : w->cfg.write_coalesce_ms;
+	atomic_store_explicit(&w->me->c.write_coalesce_ms, w->coalesce_ms, memory_order_relaxed);
 	uv_check_init(&w->loop, &w->send_turn);
 	uv_check_start(&w->send_turn, on_turn_end);
 	uv_timer_init(&w->loop, &w->coalesce_timer);

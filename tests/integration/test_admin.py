@@ -294,6 +294,11 @@ def series_of(samples, name):
     return [dict(ls) for (n, ls) in samples if n == name]
 
 
+def values_of(samples, name):
+    """{worker label: value} of a per-worker metric."""
+    return {dict(ls)["worker"]: v for (n, ls), v in samples.items() if n == name}
+
+
 # ================================================================= tests
 
 class Case(unittest.TestCase):
@@ -807,6 +812,7 @@ class Metrics(Case):
         "audiogw_audio_bytes_in_total": "counter",
         "audiogw_audio_bytes_out_total": "counter",
         "audiogw_outbound_queue_frames": "gauge",
+        "audiogw_write_coalesce_seconds": "gauge",
         "audiogw_closes_total": "counter",
         "audiogw_relay_latency_seconds": "histogram",
         "audiogw_bus_messages_total": "counter",
@@ -816,7 +822,16 @@ class Metrics(Case):
     }
     PER_WORKER = ("audiogw_connections", "audiogw_connections_accepted_total",
                   "audiogw_audio_frames_in_total", "audiogw_audio_frames_out_total",
-                  "audiogw_audio_frames_dropped_total")
+                  "audiogw_audio_frames_dropped_total", "audiogw_write_coalesce_seconds")
+
+    def test_write_coalesce_in_force_is_a_gauge(self):
+        with Daemon(workers=1, limits_extra="write_coalesce = 30ms") as d:
+            samples, _ = parse_metrics(api(d, "/metrics")[1])
+            self.assertEqual(values_of(samples, "audiogw_write_coalesce_seconds"), {"0": 0.03})
+        with Daemon(workers=2) as d:   # auto, idle: writes at every turn
+            samples, _ = parse_metrics(api(d, "/metrics")[1])
+            self.assertEqual(values_of(samples, "audiogw_write_coalesce_seconds"),
+                             {"0": 0.0, "1": 0.0})
 
     def test_every_metric_of_the_spec_is_served(self):
         with Daemon(workers=2) as d:
