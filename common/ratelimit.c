@@ -52,8 +52,10 @@ int abuse_note(abuse_meter *m, int64_t threshold, int seconds, int64_t now_ms)
 	return m->over_seconds >= seconds;
 }
 
-int64_t pace_interval(int64_t current_ms, double busy)
+int64_t pace_interval(int64_t current_ms, double busy, double client_fps)
 {
+	if (client_fps * PACE_COALESCE_MS / 1000 < PACE_MIN_GATHER)
+		return 0;
 	if (busy >= PACE_BUSY_HIGH)
 		return PACE_COALESCE_MS;
 	if (busy <= PACE_BUSY_LOW)

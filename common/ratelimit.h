@@ -31,15 +31,21 @@ typedef struct abuse_meter {
  * second for at least `seconds` consecutive seconds. */
 int abuse_note(abuse_meter *m, int64_t threshold, int seconds, int64_t now_ms);
 
-/* write_coalesce = auto: a worker whose event loop was busy (not waiting in
- * epoll) for at least PACE_BUSY_HIGH of the last period writes each client
- * at most every PACE_COALESCE_MS; one busy for at most PACE_BUSY_LOW of it
- * writes at the end of every turn again; in between it keeps what it had,
- * so that the CPU which holding saves does not switch it straight back.
- * busy is the share in [0, 1]; returns the interval (ms) for the next period. */
+/* write_coalesce = auto. Holding output pays only where it gathers: a
+ * client that gets fewer than PACE_MIN_GATHER frames per PACE_COALESCE_MS
+ * would get the same number of send()s, each later (seed-like rooms: 24
+ * frames/s per listener), so below that rate nothing is held. Above it, a
+ * worker whose event loop was busy (not waiting in epoll) for at least
+ * PACE_BUSY_HIGH of the last period writes each client at most every
+ * PACE_COALESCE_MS; one busy for at most PACE_BUSY_LOW writes at the end of
+ * every turn again; in between it keeps what it had, so that the CPU which
+ * holding saves does not switch it straight back. busy is the share in
+ * [0, 1], client_fps the audio frames written per second per connection;
+ * returns the interval (ms) for the next period. */
 #define PACE_COALESCE_MS 20
+#define PACE_MIN_GATHER 2.0
 #define PACE_BUSY_HIGH 0.80
 #define PACE_BUSY_LOW 0.40
-int64_t pace_interval(int64_t current_ms, double busy);
+int64_t pace_interval(int64_t current_ms, double busy, double client_fps);
 
 #endif

@@ -305,11 +305,12 @@ static void on_turn_end(uv_check_t *h)
 
 /* write_coalesce = auto, from the once-a-second sweep: the share of the
  * last period the loop did not wait in epoll (libuv's idle-time metric,
- * two clock reads a second) sets the interval for the next (pace_interval).
- * Busy, a worker's CPU goes to send(): holding each client's output for
- * 20 ms then puts ~10 frames in one send() where it wrote ~5 (fanout:
- * 0.72M -> 1.06M deliveries per CPU-second, bench/RESULTS.md); idle, it
- * writes at once. */
+ * two clock reads a second) and the frames written per connection set the
+ * interval for the next (pace_interval). Busy, a worker's CPU goes to
+ * send(): holding each client's output for 20 ms then puts ~10 frames in
+ * one send() where it wrote ~5 to clients of rooms with many speakers
+ * (fanout: 0.72M -> 1.10M deliveries per CPU-second, bench/RESULTS.md);
+ * idle, or with clients that get a frame every 40 ms, it writes at once. */
 void send_pace(worker *w)
 {
 	if (w->cfg.write_coalesce_ms != CFG_AUTO) {
@@ -317,17 +318,22 @@ void send_pace(worker *w)
 		return;
 	}
 	uint64_t wall = uv_hrtime(), idle = uv_metrics_idle_time(&w->loop);
+	uint64_t frames = atomic_load_explicit(&w->me->c.frames_out, memory_order_relaxed);
+	int64_t conns = atomic_load_explicit(&w->me->c.connections, memory_order_relaxed);
 	if (w->pace_wall_ns && wall > w->pace_wall_ns) {
-		double busy = 1.0 - (double)(idle - w->pace_idle_ns) / (double)(wall - w->pace_wall_ns);
-		int64_t next = pace_interval(w->coalesce_ms, busy < 0 ? 0 : busy);
+		double secs = (double)(wall - w->pace_wall_ns) / 1e9;
+		double busy = 1.0 - (double)(idle - w->pace_idle_ns) / 1e9 / secs;
+		double fps = conns > 0 ? (double)(frames - w->pace_frames_out) / secs / (double)conns : 0;
+		int64_t next = pace_interval(w->coalesce_ms, busy < 0 ? 0 : busy, fps);
 		if (next != w->coalesce_ms)
-			log_info("write_pace", "write_coalesce auto: %lld ms (event loop %.0f%% busy)",
-			         (long long)next, busy * 100);
+			log_info("write_pace", "write_coalesce auto: %lld ms (event loop %.0f%% busy, "
+			         "%.0f frames/s per connection)", (long long)next, busy * 100, fps);
 		w->coalesce_ms = next;
 		atomic_store_explicit(&w->me->c.write_coalesce_ms, next, memory_order_relaxed);
 	}
 	w->pace_wall_ns = wall;
 	w->pace_idle_ns = idle;
+	w->pace_frames_out = frames;
 }
 
 void send_start(worker *w)

@@ -117,6 +117,7 @@ typedef struct worker {
 	int64_t last_flush_ms;
 	int64_t coalesce_ms;             /* in force: the config's, or paced (write_coalesce = auto) */
 	uint64_t pace_wall_ns, pace_idle_ns; /* the loop's clock and idle time at the last pacing */
+	uint64_t pace_frames_out;        /* and the frames written by then */
 	uint8_t tx[LWS_PRE + SEND_GATHER_BYTES]; /* frames gathered for one write */
 	uv_timer_t sweep;                /* heartbeat timeouts, once a second */
 	uv_timer_t audit_timer;          /* hands audit events to the journal */

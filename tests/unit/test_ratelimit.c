@@ -287,17 +287,32 @@ START_TEST(test_abuse_below_never)
 }
 END_TEST
 
-/* write_coalesce = auto: on when busy, off when idle, unchanged between. */
+/* write_coalesce = auto: on when busy, off when idle, unchanged between,
+ * for clients that get enough frames to gather (500/s: 10 per hold). */
 START_TEST(test_pace_hysteresis)
 {
-	ck_assert_int_eq(pace_interval(0, 0.0), 0);
-	ck_assert_int_eq(pace_interval(0, 0.5), 0);                  /* between: stays off */
-	ck_assert_int_eq(pace_interval(0, PACE_BUSY_HIGH), PACE_COALESCE_MS);
-	ck_assert_int_eq(pace_interval(0, 1.0), PACE_COALESCE_MS);
-	ck_assert_int_eq(pace_interval(PACE_COALESCE_MS, 0.79), PACE_COALESCE_MS); /* stays on */
-	ck_assert_int_eq(pace_interval(PACE_COALESCE_MS, 0.41), PACE_COALESCE_MS);
-	ck_assert_int_eq(pace_interval(PACE_COALESCE_MS, PACE_BUSY_LOW), 0);
-	ck_assert_int_eq(pace_interval(PACE_COALESCE_MS, 0.0), 0);
+	const double fps = 500;
+	ck_assert_int_eq(pace_interval(0, 0.0, fps), 0);
+	ck_assert_int_eq(pace_interval(0, 0.5, fps), 0);                  /* between: stays off */
+	ck_assert_int_eq(pace_interval(0, PACE_BUSY_HIGH, fps), PACE_COALESCE_MS);
+	ck_assert_int_eq(pace_interval(0, 1.0, fps), PACE_COALESCE_MS);
+	ck_assert_int_eq(pace_interval(PACE_COALESCE_MS, 0.79, fps), PACE_COALESCE_MS); /* stays on */
+	ck_assert_int_eq(pace_interval(PACE_COALESCE_MS, 0.41, fps), PACE_COALESCE_MS);
+	ck_assert_int_eq(pace_interval(PACE_COALESCE_MS, PACE_BUSY_LOW, fps), 0);
+	ck_assert_int_eq(pace_interval(PACE_COALESCE_MS, 0.0, fps), 0);
+}
+END_TEST
+
+/* Holding gathers nothing for clients that get a frame every 40 ms (seed:
+ * 24 frames/s): never on for them, however busy; off when the rate drops. */
+START_TEST(test_pace_only_where_it_gathers)
+{
+	double least = PACE_MIN_GATHER * 1000 / PACE_COALESCE_MS;   /* 100 frames/s */
+	ck_assert_int_eq(pace_interval(0, 1.0, 24), 0);
+	ck_assert_int_eq(pace_interval(0, 1.0, least - 1), 0);
+	ck_assert_int_eq(pace_interval(0, 1.0, least), PACE_COALESCE_MS);
+	ck_assert_int_eq(pace_interval(PACE_COALESCE_MS, 1.0, 24), 0);
+	ck_assert_int_eq(pace_interval(0, 1.0, 0), 0);              /* no connections */
 }
 END_TEST
 
@@ -323,6 +338,7 @@ static Suite *ratelimit_suite(void)
 
 	TCase *pc = tcase_create("pace");
 	tcase_add_test(pc, test_pace_hysteresis);
+	tcase_add_test(pc, test_pace_only_where_it_gathers);
 	suite_add_tcase(s, pc);
 	return s;
 }
