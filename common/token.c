@@ -229,8 +229,9 @@ static token_status check_header(const jws_parts *p, const token_keys *k, token_
 
 /* Every token of an issuer has the same header ({"alg":"HS256","typ":"JWT"}
  * in base64url): the verdict on the last header is remembered, per thread,
- * with the algorithms the keys allow (all it depends on), and a token with that header skips its base64 and JSON
- * decoding (measured: 4% of a worker's CPU in a handshake ramp). */
+ * with the algorithms the keys allow (all it depends on), and a token with
+ * that header skips its base64 and JSON decoding (measured: 4% of a
+ * worker's CPU in a handshake ramp). */
 static token_status check_header_cached(const jws_parts *p, const token_keys *k, token_alg *alg)
 {
 	static _Thread_local struct {

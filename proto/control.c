@@ -139,6 +139,19 @@ static void buf_num(ctl_buf *b, int64_t v)
 	buf_raw(b, n, (size_t)snprintf(n, sizeof n, "%lld", (long long)v));
 }
 
+/* A "key":value pair; key_lit carries its quotes, colon and leading comma. */
+static void buf_key_str(ctl_buf *b, const char *key_lit, const char *v)
+{
+	buf_lit(b, key_lit);
+	buf_str(b, v);
+}
+
+static void buf_key_num(ctl_buf *b, const char *key_lit, int64_t v)
+{
+	buf_lit(b, key_lit);
+	buf_num(b, v);
+}
+
 /* The buffer's text handed over as a malloc'd string, or NULL. */
 static char *buf_take(ctl_buf *b)
 {
@@ -151,10 +164,8 @@ static char *buf_take(ctl_buf *b)
 
 void ctl_members_add(ctl_buf *members, const char *user, uint32_t ssrc, int muted)
 {
-	buf_lit(members, members->len ? ",{\"user\":" : "{\"user\":");
-	buf_str(members, user);
-	buf_lit(members, ",\"ssrc\":");
-	buf_num(members, ssrc);
+	buf_key_str(members, members->len ? ",{\"user\":" : "{\"user\":", user);
+	buf_key_num(members, ",\"ssrc\":", ssrc);
 	buf_lit(members, muted ? ",\"muted\":true}" : ",\"muted\":false}");
 }
 
@@ -178,20 +189,13 @@ char *ctl_welcome(const char *session, const char *user, const char *room, uint3
                   int worker, int heartbeat_s, const char *resume, const ctl_buf *members)
 {
 	ctl_buf b = { 0 };
-	buf_lit(&b, "{\"type\":\"welcome\",\"session\":");
-	buf_str(&b, session);
-	buf_lit(&b, ",\"user\":");
-	buf_str(&b, user);
-	buf_lit(&b, ",\"room\":");
-	buf_str(&b, room);
-	buf_lit(&b, ",\"ssrc\":");
-	buf_num(&b, ssrc);
-	buf_lit(&b, ",\"worker\":");
-	buf_num(&b, worker);
-	buf_lit(&b, ",\"heartbeat_s\":");
-	buf_num(&b, heartbeat_s);
-	buf_lit(&b, ",\"resume\":");
-	buf_str(&b, resume);
+	buf_key_str(&b, "{\"type\":\"welcome\",\"session\":", session);
+	buf_key_str(&b, ",\"user\":", user);
+	buf_key_str(&b, ",\"room\":", room);
+	buf_key_num(&b, ",\"ssrc\":", ssrc);
+	buf_key_num(&b, ",\"worker\":", worker);
+	buf_key_num(&b, ",\"heartbeat_s\":", heartbeat_s);
+	buf_key_str(&b, ",\"resume\":", resume);
 	buf_members(&b, members);
 	return buf_take(&b);
 }
@@ -199,8 +203,7 @@ char *ctl_welcome(const char *session, const char *user, const char *room, uint3
 char *ctl_joined(const char *room, const ctl_buf *members)
 {
 	ctl_buf b = { 0 };
-	buf_lit(&b, "{\"type\":\"joined\",\"room\":");
-	buf_str(&b, room);
+	buf_key_str(&b, "{\"type\":\"joined\",\"room\":", room);
 	buf_members(&b, members);
 	return buf_take(&b);
 }
@@ -208,12 +211,9 @@ char *ctl_joined(const char *room, const ctl_buf *members)
 char *ctl_member_event(const char *event, const char *user, uint32_t ssrc)
 {
 	ctl_buf b = { 0 };
-	buf_lit(&b, "{\"type\":\"member\",\"event\":");
-	buf_str(&b, event);
-	buf_lit(&b, ",\"user\":");
-	buf_str(&b, user);
-	buf_lit(&b, ",\"ssrc\":");
-	buf_num(&b, ssrc);
+	buf_key_str(&b, "{\"type\":\"member\",\"event\":", event);
+	buf_key_str(&b, ",\"user\":", user);
+	buf_key_num(&b, ",\"ssrc\":", ssrc);
 	buf_lit(&b, "}");
 	return buf_take(&b);
 }

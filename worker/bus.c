@@ -287,13 +287,9 @@ static void on_flush_timer(uv_timer_t *t)
 static void on_loop_turn(uv_check_t *h)
 {
 	worker *w = h->loop->data;
-	if (!w->batch_len)
-		return;
-	int64_t wait = BUS_FLUSH_MS - ((int64_t)uv_now(&w->loop) - w->bus_flushed_ms);
-	if (wait <= 0)
+	if (w->batch_len && worker_turn_due(w, &w->bus_flush_timer, on_flush_timer, w->bus_flushed_ms,
+	                                    BUS_FLUSH_MS))
 		bus_flush(w);
-	else if (!uv_is_active((uv_handle_t *)&w->bus_flush_timer))
-		uv_timer_start(&w->bus_flush_timer, on_flush_timer, (uint64_t)wait, 0);
 }
 
 /* Room traffic (frames and member events, in order) joins the batch, sent

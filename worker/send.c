@@ -294,13 +294,9 @@ static void on_coalesce_timer(uv_timer_t *t)
 static void on_turn_end(uv_check_t *h)
 {
 	worker *w = h->loop->data;
-	if (!w->dirty)
-		return;
-	int64_t wait = w->coalesce_ms - ((int64_t)uv_now(&w->loop) - w->last_flush_ms);
-	if (wait <= 0)
+	if (w->dirty && worker_turn_due(w, &w->coalesce_timer, on_coalesce_timer, w->last_flush_ms,
+	                                w->coalesce_ms))
 		send_flush(w);
-	else if (!uv_is_active((uv_handle_t *)&w->coalesce_timer))
-		uv_timer_start(&w->coalesce_timer, on_coalesce_timer, (uint64_t)wait, 0);
 }
 
 /* write_coalesce = auto, from the once-a-second sweep: the share of the
@@ -313,10 +309,8 @@ static void on_turn_end(uv_check_t *h)
  * idle, or with clients that get a frame every 40 ms, it writes at once. */
 void send_pace(worker *w)
 {
-	if (w->cfg.write_coalesce_ms != CFG_AUTO) {
-		w->coalesce_ms = w->cfg.write_coalesce_ms;
-		return;
-	}
+	if (w->cfg.write_coalesce_ms != CFG_AUTO)
+		return;  /* fixed: set once by send_start */
 	uint64_t wall = uv_hrtime(), idle = uv_metrics_idle_time(&w->loop);
 	uint64_t frames = atomic_load_explicit(&w->me->c.frames_out, memory_order_relaxed);
 	int64_t conns = atomic_load_explicit(&w->me->c.connections, memory_order_relaxed);

@@ -376,41 +376,51 @@ static void count_sequence(reg_session *r, rtp_seq_stats *q, uint16_t seq)
 		                          memory_order_relaxed);
 }
 
-/* An audio frame, in a pooled buffer of its own (the caller's reference):
- * checked, its SSRC rewritten in place, then shared by every local member's
- * queue and published once on the bus. */
-static void on_audio(worker *w, session *s, msgbuf *m)
+/* Counts an incoming audio frame and decides whether it is relayed: 0 when
+ * it is dropped (and counted as such). Decided on the bytes where they are,
+ * so a dropped frame is never copied. */
+static int audio_admitted(worker *w, session *s, const uint8_t *p, size_t len)
 {
 	reg_session *r = &w->reg->s[s->reg];
-	const uint8_t *p = msgbuf_payload(m);
 	atomic_fetch_add_explicit(&w->me->c.frames_in, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&w->me->c.bytes_in, m->len, memory_order_relaxed);
+	atomic_fetch_add_explicit(&w->me->c.bytes_in, len, memory_order_relaxed);
 	atomic_fetch_add_explicit(&r->frames_in, 1, memory_order_relaxed);
-	int drop = rtp_check(p, m->len) != RTP_OK ? DROP_INVALID
-	         : s->listen_only                 ? DROP_LISTEN_ONLY
-	         : s->muted                       ? DROP_MUTED
-	         : !within_rate(w, s)             ? DROP_RATE : -1;
+	int drop = rtp_check(p, len) != RTP_OK ? DROP_INVALID
+	         : s->listen_only              ? DROP_LISTEN_ONLY
+	         : s->muted                    ? DROP_MUTED
+	         : !within_rate(w, s)          ? DROP_RATE : -1;
 	if (drop >= 0) {
 		session_count_drop(w, s, drop);
-		return;
+		return 0;
 	}
 	count_sequence(r, &s->seq, rtp_seq(p));
+	return 1;
+}
+
+/* An admitted audio frame, in a pooled buffer of its own (the caller's
+ * reference): its SSRC rewritten in place, then shared by every local
+ * member's queue and published once on the bus. */
+static void relay_audio(worker *w, session *s, msgbuf *m)
+{
 	m->recv_us = clock_mono_us();
 	m->sampled = (++w->frames_seen & LATENCY_SAMPLE_MASK) == 0;
 	rtp_set_ssrc(msgbuf_payload(m), s->ssrc);
-	atomic_store_explicit(&r->last_audio_ms, m->recv_us / 1000, memory_order_relaxed);
+	atomic_store_explicit(&w->reg->s[s->reg].last_audio_ms, m->recv_us / 1000,
+	                      memory_order_relaxed);
 	room_relay(w, s->room, m, s);
-	bus_publish(w, s->room->name, BUS_FRAME, 0, s->ssrc, m->recv_us, p, m->len);
+	bus_publish(w, s->room->name, BUS_FRAME, 0, s->ssrc, m->recv_us, msgbuf_payload(m), m->len);
 }
 
-/* A whole message still in lws's buffer: audio is copied into a pooled
- * buffer (it outlives this callback in the members' queues). */
+/* A whole message still in lws's buffer: an admitted audio frame is copied
+ * into a pooled buffer (it outlives this callback in the members' queues). */
 static void on_message_in_place(worker *w, session *s, const void *data, size_t len, int binary)
 {
 	if (!binary) {
 		control_on_message(w, s, data, len);
 		return;
 	}
+	if (!audio_admitted(w, s, data, len))
+		return;
 	msgbuf *m = msgbuf_audio();
 	if (!m) {
 		session_count_drop(w, s, DROP_QUEUE);
@@ -418,7 +428,7 @@ static void on_message_in_place(worker *w, session *s, const void *data, size_t 
 	}
 	memcpy(msgbuf_payload(m), data, len);
 	m->len = (uint32_t)len;
-	on_audio(w, s, m);
+	relay_audio(w, s, m);
 	msgbuf_unref(m);
 }
 
@@ -454,9 +464,10 @@ int session_on_receive(worker *w, session *s, const void *in, size_t len)
 		msgbuf *m = s->partial;  /* gathered: the frame's buffer as it is */
 		s->partial = NULL;
 		s->msg_bytes = 0;
-		if (binary)
-			on_audio(w, s, m);
-		else
+		if (binary) {
+			if (audio_admitted(w, s, msgbuf_payload(m), m->len))
+				relay_audio(w, s, m);
+		} else
 			control_on_message(w, s, (const char *)msgbuf_payload(m), m->len);
 		msgbuf_unref(m);
 	}

@@ -114,6 +114,16 @@ static void on_audit_flush(uv_timer_t *t)
 	event_publish_counters(t->loop->data);
 }
 
+int worker_turn_due(worker *w, uv_timer_t *t, uv_timer_cb cb, int64_t last_ms, int64_t every_ms)
+{
+	int64_t wait = every_ms - ((int64_t)uv_now(&w->loop) - last_ms);
+	if (wait <= 0)
+		return 1;
+	if (!uv_is_active((uv_handle_t *)t))
+		uv_timer_start(t, cb, (uint64_t)wait, 0);
+	return 0;
+}
+
 static void on_sweep(uv_timer_t *t)
 {
 	session_sweep(t->loop->data);

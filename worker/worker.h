@@ -151,6 +151,10 @@ int worker_main(int argc, char **argv);
 /* worker.c */
 void worker_stop(worker *w);            /* destroy the lws context and leave the loop */
 void worker_stop_accepting(worker *w);
+/* End-of-turn work (the bus batch, the clients' writes) done at most once
+ * per every_ms since last_ms: 1 when it is due now; else t is armed (once)
+ * to call cb when it is, and 0. */
+int worker_turn_due(worker *w, uv_timer_t *t, uv_timer_cb cb, int64_t last_ms, int64_t every_ms);
 
 /* drain.c */
 #define DRAIN_GRACE_MS 3000             /* after drain.timeout, for close frames to go out */
