@@ -697,6 +697,9 @@ class Audio(Base):
             rtp(4, b"v3", b0=0xC0),             # version 3
             rtp(5, b"cc1" + b"\0" * 8, b0=0x81),   # CC = 1
             rtp(6, b"cc15" + b"\0" * 64, b0=0x8F),  # CC = 15
+            # longer than lws's receive buffer: gathered from pieces, then refused
+            rtp(8, b"v0-long" * 60, b0=0x00),
+            rtp(9, b"cc2-long" * 50, b0=0x82),
         ]
         send_all(s, invalid)
         s.send_binary(good)
